@@ -1,0 +1,157 @@
+"""`clinic`: the staff and IT command line. Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from tabulate import tabulate
+
+from clinic import migrate, model_cache, scheduling
+from clinic.db import database
+from clinic.demo import seed
+from clinic.models import Practitioner, Specialty
+from clinic.settings import settings
+
+
+class CliError(Exception):
+    """A mistake in what was asked; printed as one line."""
+
+
+def _day(text: str) -> date:
+    today = datetime.now(settings().zone).date()
+    named = {"today": today, "oggi": today, "tomorrow": today + timedelta(days=1), "domani": today + timedelta(days=1)}
+    if text.lower() in named:
+        return named[text.lower()]
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day: {text!r} (use YYYY-MM-DD, today or tomorrow)") from None
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(settings().zone).strftime("%a %d %b %H:%M")
+
+
+def _practitioner_id(key: str) -> int:
+    with database().transaction() as session:
+        found = session.scalars(select(Practitioner.id).where(Practitioner.key == key)).first()
+        if found is None:
+            keys = ", ".join(session.scalars(select(Practitioner.key).order_by(Practitioner.key)))
+            raise CliError(f"no practitioner {key!r}; known: {keys}")
+        return found
+
+
+def _check_specialty(key: str) -> str:
+    with database().transaction() as session:
+        keys = list(session.scalars(select(Specialty.key).order_by(Specialty.key)))
+    if key not in keys:
+        raise CliError(f"no specialty {key!r}; known: {', '.join(keys)}")
+    return key
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> None:
+    migrate.upgrade()
+    print("database is at the newest schema")
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    result = seed(database(), today=args.today)
+    print(
+        f"demo clinic ready: {result.locations} locations, {result.practitioners} practitioners, "
+        f"{result.patients} patients, {result.slots} slots"
+    )
+
+
+def cmd_slots(args: argparse.Namespace) -> None:
+    if not (args.specialty or args.practitioner):
+        raise CliError("name a --specialty or a --practitioner")
+    query = scheduling.SlotQuery(
+        *scheduling.day_window(args.day, args.day + timedelta(days=args.days - 1)),
+        specialty=args.specialty and _check_specialty(args.specialty),
+        practitioner_id=args.practitioner and _practitioner_id(args.practitioner),
+    )
+    slots = scheduling.free_slots(database(), query, limit=args.limit)
+    if not slots:
+        print("no free slots")
+        return
+    rows = [(s.id, _local(s.start_at), _local(s.end_at)[-5:], s.practitioner_name, s.location_name) for s in slots]
+    print(tabulate(rows, headers=["slot", "start", "end", "practitioner", "location"]))
+
+
+def cmd_appointments(args: argparse.Namespace) -> None:
+    if args.patient is None and args.day is None:
+        raise CliError("name a --day or a --patient")
+    first = args.day or datetime.now(settings().zone).date()
+    start, end = scheduling.day_window(first, first + timedelta(days=args.days - 1))
+    if args.day is None:  # a patient's appointments: everything from today on
+        end = datetime.max.replace(tzinfo=start.tzinfo)
+    appointments = scheduling.appointments_between(
+        database(), start, end, patient_id=args.patient, include_cancelled=args.all
+    )
+    if not appointments:
+        print("no appointments")
+        return
+    rows = [
+        (a.id, _local(a.start_at), a.patient_name, a.practitioner_name, a.location_name, a.status.value)
+        for a in appointments
+    ]
+    print(tabulate(rows, headers=["id", "start", "patient", "practitioner", "location", "status"]))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    print(model_cache.ensure_model())
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="clinic", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands.add_parser("upgrade", help="migrate to the newest schema").set_defaults(run=cmd_db_upgrade)
+
+    seed_cmd = commands.add_parser("seed", help="load the demo clinic (idempotent) and generate slots")
+    seed_cmd.add_argument("--today", type=_day, help="first day of generated slots (default: today)")
+    seed_cmd.set_defaults(run=cmd_seed)
+
+    slots = commands.add_parser("slots", help="free slots for a specialty or practitioner")
+    slots.add_argument("--specialty", help="specialty key, e.g. cardiology")
+    slots.add_argument("--practitioner", help="practitioner key, e.g. bianchi")
+    slots.add_argument("--day", type=_day, default="today", help="YYYY-MM-DD, today or tomorrow")
+    slots.add_argument("--days", type=int, default=1, help="how many days from --day")
+    slots.add_argument("--limit", type=int, default=50)
+    slots.set_defaults(run=cmd_slots)
+
+    appointments = commands.add_parser("appointments", help="appointments on a day or of a patient")
+    appointments.add_argument("--day", type=_day, help="YYYY-MM-DD, today or tomorrow")
+    appointments.add_argument("--days", type=int, default=1, help="how many days from --day")
+    appointments.add_argument("--patient", type=int, help="patient id: their appointments from today on")
+    appointments.add_argument("--all", action="store_true", help="include cancelled appointments")
+    appointments.set_defaults(run=cmd_appointments)
+
+    train = commands.add_parser("train", help="train the Rasa model unless one for this data exists")
+    train.set_defaults(run=cmd_train)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (CliError, scheduling.SchedulingError, model_cache.TrainingFailed) as error:
+        print(f"clinic: error: {error}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as error:
+        detail = str(getattr(error, "orig", None) or error).splitlines()[0]
+        print(f"clinic: database error: {type(error).__name__}: {detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""The clinic's data model. Times are stored as UTC; the clinic's zone applies only at the edges."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Time,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+# Stable constraint names, so Alembic migrations name the same things on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+Base = declarative_base(metadata=metadata)
+
+
+class UTCDateTime(TypeDecorator):
+    """A point in time: stored as naive UTC on every database, returned timezone-aware.
+
+    Naive input is refused, so local clinic time can never be stored by mistake.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware datetime (UTC or the clinic's zone)")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AppointmentStatus(str, enum.Enum):
+    """booked → confirmed → completed | no_show; cancelled from booked or confirmed."""
+
+    booked = "booked"
+    confirmed = "confirmed"
+    completed = "completed"
+    no_show = "no_show"
+    cancelled = "cancelled"
+
+
+# Every status but `cancelled` holds its slot: the partial unique index below relies on this.
+SLOT_HOLDING_STATUSES = tuple(s.value for s in AppointmentStatus if s is not AppointmentStatus.cancelled)
+_HOLDS_SLOT_SQL = "status <> 'cancelled'"
+
+
+class Location(Base):
+    __tablename__ = "locations"
+
+    id = Column(Integer, primary_key=True)
+    key = Column(String(50), nullable=False, unique=True)
+    name = Column(String(200), nullable=False)
+    address = Column(String(300), nullable=False)
+    phone = Column(String(30))
+    # {"mon": [["08:00", "19:00"]], ..., "sun": []}: what patients are told, not what is bookable.
+    opening_hours = Column(JSON, nullable=False, default=dict)
+
+
+class Specialty(Base):
+    __tablename__ = "specialties"
+
+    id = Column(Integer, primary_key=True)
+    key = Column(String(50), nullable=False, unique=True)  # stable: `cardiology`
+    name_it = Column(String(100), nullable=False)
+    name_en = Column(String(100), nullable=False)
+    synonyms_it = Column(JSON, nullable=False, default=list)
+    synonyms_en = Column(JSON, nullable=False, default=list)
+    preparation_it = Column(Text)  # e.g. fasting before blood tests; used in reminders
+    preparation_en = Column(Text)
+
+    def name(self, language: str) -> str:
+        return self.name_it if language == "it" else self.name_en
+
+
+practitioner_specialties = Table(
+    "practitioner_specialties",
+    metadata,
+    Column("practitioner_id", ForeignKey("practitioners.id", ondelete="CASCADE"), primary_key=True),
+    Column("specialty_id", ForeignKey("specialties.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Practitioner(Base):
+    __tablename__ = "practitioners"
+
+    id = Column(Integer, primary_key=True)
+    key = Column(String(50), nullable=False, unique=True)
+    title = Column(String(30), nullable=False, default="")  # "Dott.ssa", "Dr"
+    first_name = Column(String(100), nullable=False)
+    last_name = Column(String(100), nullable=False)
+    location_id = Column(ForeignKey("locations.id"), nullable=False)
+    languages = Column(JSON, nullable=False, default=list)  # ["it", "en"]
+    active = Column(Boolean, nullable=False, default=True)
+
+    location = relationship(Location)
+    specialties = relationship(Specialty, secondary=practitioner_specialties, order_by=Specialty.key)
+
+    @property
+    def display_name(self) -> str:
+        return " ".join(part for part in (self.title, self.first_name, self.last_name) if part)
+
+
+class WorkingHours(Base):
+    """One weekly working block of a practitioner at a location, cut into slots of equal length."""
+
+    __tablename__ = "working_hours"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        CheckConstraint("start_time < end_time", name="order"),
+        CheckConstraint("slot_minutes > 0", name="slot_minutes"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    practitioner_id = Column(ForeignKey("practitioners.id", ondelete="CASCADE"), nullable=False, index=True)
+    location_id = Column(ForeignKey("locations.id"), nullable=False)
+    weekday = Column(Integer, nullable=False)  # Monday = 0, as datetime.weekday()
+    start_time = Column(Time, nullable=False)  # local wall-clock time
+    end_time = Column(Time, nullable=False)
+    slot_minutes = Column(Integer, nullable=False)
+    valid_from = Column(Date)  # None: since ever
+    valid_until = Column(Date)  # None: until further notice (inclusive otherwise)
+
+    practitioner = relationship(Practitioner, backref="working_hours")
+    breaks = relationship("WorkingBreak", cascade="all, delete-orphan", order_by="WorkingBreak.start_time")
+
+
+class WorkingBreak(Base):
+    """A pause inside a working block (lunch, a meeting): no slot overlaps it."""
+
+    __tablename__ = "working_breaks"
+    __table_args__ = (CheckConstraint("start_time < end_time", name="order"),)
+
+    id = Column(Integer, primary_key=True)
+    working_hours_id = Column(ForeignKey("working_hours.id", ondelete="CASCADE"), nullable=False, index=True)
+    start_time = Column(Time, nullable=False)
+    end_time = Column(Time, nullable=False)
+
+
+class Closure(Base):
+    """Days without slots: a holiday for the clinic (no location, no practitioner), a location closed,
+    or a practitioner away. Dates are local and inclusive."""
+
+    __tablename__ = "closures"
+    __table_args__ = (CheckConstraint("first_day <= last_day", name="order"),)
+
+    id = Column(Integer, primary_key=True)
+    location_id = Column(ForeignKey("locations.id", ondelete="CASCADE"))
+    practitioner_id = Column(ForeignKey("practitioners.id", ondelete="CASCADE"))
+    first_day = Column(Date, nullable=False)
+    last_day = Column(Date, nullable=False)
+    reason = Column(String(200), nullable=False, default="")
+
+
+class Slot(Base):
+    """A bookable interval, generated from working hours minus breaks and closures."""
+
+    __tablename__ = "slots"
+    __table_args__ = (
+        UniqueConstraint("practitioner_id", "start_at"),
+        CheckConstraint("start_at < end_at", name="order"),
+        Index("ix_slots_start_at", "start_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    practitioner_id = Column(ForeignKey("practitioners.id", ondelete="CASCADE"), nullable=False)
+    location_id = Column(ForeignKey("locations.id"), nullable=False)
+    start_at = Column(UTCDateTime, nullable=False)
+    end_at = Column(UTCDateTime, nullable=False)
+    # False when the working hours no longer give this slot but an appointment still refers to it.
+    bookable = Column(Boolean, nullable=False, default=True)
+
+    practitioner = relationship(Practitioner)
+    location = relationship(Location)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    __table_args__ = (CheckConstraint("language IN ('it', 'en')", name="language"),)
+
+    id = Column(Integer, primary_key=True)
+    first_name = Column(String(100), nullable=False)
+    last_name = Column(String(100), nullable=False)
+    date_of_birth = Column(Date, nullable=False)
+    language = Column(String(2), nullable=False, default="it")
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class Contact(Base):
+    """A WhatsApp user. `wa_id` is the phone number in E.164 digits as WhatsApp sends it
+    (no `+`); `user_id` is Meta's business-scoped user id, for users who hide their number."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (CheckConstraint("wa_id IS NOT NULL OR user_id IS NOT NULL", name="reachable"),)
+
+    id = Column(Integer, primary_key=True)
+    wa_id = Column(String(20), unique=True)
+    user_id = Column(String(100), unique=True)
+    profile_name = Column(String(200))
+    language = Column(String(2))
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+    links = relationship("ContactPatient", back_populates="contact", cascade="all, delete-orphan")
+
+
+class Relationship(str, enum.Enum):
+    """What the contact is to the patient it acts for."""
+
+    self = "self"
+    parent = "parent"
+    guardian = "guardian"
+    carer = "carer"
+    child = "child"
+    spouse = "spouse"
+    other = "other"
+
+
+class ContactPatient(Base):
+    """A contact acting for a patient (many-to-many: a parent for two children, two parents for one)."""
+
+    __tablename__ = "contact_patients"
+
+    contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    patient_id = Column(ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True)
+    relation = Column(
+        "relationship",
+        Enum(Relationship, native_enum=False, length=20, create_constraint=True, name="relationship"),
+        nullable=False,
+    )
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+    contact = relationship(Contact, back_populates="links")
+    patient = relationship(Patient)
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        # The rule that makes a double booking impossible rather than unlikely: at most one
+        # slot-holding appointment per slot, enforced by the database itself.
+        Index(
+            "uq_appointments_active_slot",
+            "slot_id",
+            unique=True,
+            sqlite_where=text(_HOLDS_SLOT_SQL),
+            postgresql_where=text(_HOLDS_SLOT_SQL),
+        ),
+        Index("ix_appointments_patient_start", "patient_id", "start_at"),
+        Index("ix_appointments_practitioner_start", "practitioner_id", "start_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    patient_id = Column(ForeignKey("patients.id"), nullable=False)
+    practitioner_id = Column(ForeignKey("practitioners.id"), nullable=False)
+    specialty_id = Column(ForeignKey("specialties.id"))
+    location_id = Column(ForeignKey("locations.id"), nullable=False)
+    slot_id = Column(ForeignKey("slots.id"), nullable=False)
+    start_at = Column(UTCDateTime, nullable=False)
+    end_at = Column(UTCDateTime, nullable=False)
+    reason = Column(Text, nullable=False, default="")
+    status = Column(
+        Enum(AppointmentStatus, native_enum=False, length=20, create_constraint=True, name="status"),
+        nullable=False,
+        default=AppointmentStatus.booked,
+    )
+    cancellation_reason = Column(Text)
+    rescheduled_from_id = Column(ForeignKey("appointments.id"), unique=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    created_by = Column(String(100), nullable=False)  # "contact:12", "staff:rossi", "system:outreach"
+    changed_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    changed_by = Column(String(100), nullable=False)
+
+    patient = relationship(Patient)
+    practitioner = relationship(Practitioner)
+    specialty = relationship(Specialty)
+    location = relationship(Location)
+    slot = relationship(Slot)
+    rescheduled_from = relationship("Appointment", remote_side=[id])
+
+
+class WaitlistEntry(Base):
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (
+        CheckConstraint("specialty_id IS NOT NULL OR practitioner_id IS NOT NULL", name="target"),
+        CheckConstraint("wanted_from <= wanted_until", name="order"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    patient_id = Column(ForeignKey("patients.id", ondelete="CASCADE"), nullable=False)
+    specialty_id = Column(ForeignKey("specialties.id"))
+    practitioner_id = Column(ForeignKey("practitioners.id"))
+    wanted_from = Column(Date, nullable=False)  # local dates, inclusive
+    wanted_until = Column(Date, nullable=False)
+    active = Column(Boolean, nullable=False, default=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)

@@ -1,0 +1,417 @@
+"""Finding, booking, rescheduling and cancelling appointments: the clinic's booking rules.
+
+Each function runs one short transaction and returns plain frozen dataclasses, so callers (Rasa
+actions, the CLI, the inbox) never hold ORM objects across threads or sessions. A double booking
+is refused by the database itself (see `Appointment`'s partial unique index); the checks here only
+turn that refusal into a clear exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from clinic.db import Database
+from clinic.models import (
+    SLOT_HOLDING_STATUSES,
+    Appointment,
+    AppointmentStatus,
+    Patient,
+    Practitioner,
+    Slot,
+    Specialty,
+    practitioner_specialties,
+)
+from clinic.settings import settings
+from clinic.slots import local_instant
+
+
+class SchedulingError(Exception):
+    """A booking rule said no; the message names ids only, never patient data."""
+
+
+class UnknownSlot(SchedulingError):
+    pass
+
+
+class UnknownAppointment(SchedulingError):
+    pass
+
+
+class UnknownPatient(SchedulingError):
+    pass
+
+
+class SlotTaken(SchedulingError):
+    """Someone else booked the slot first: offer fresh options, never an error."""
+
+
+class SlotNotBookable(SchedulingError):
+    """The slot is in the past, inside the minimum lead time, or withdrawn."""
+
+
+class WrongSpecialty(SchedulingError):
+    pass
+
+
+class AppointmentNotActive(SchedulingError):
+    """The appointment is cancelled, over, or was already rescheduled."""
+
+
+class TooLateToCancel(SchedulingError):
+    """Inside the late-cancellation window: not by chat; the caller decides (e.g. a nurse)."""
+
+
+# Local wall-clock bounds for parts of the day, shared by slot search and time parsing.
+PARTS_OF_DAY: dict[str, tuple[time, time]] = {
+    "morning": (time(6), time(12)),
+    "afternoon": (time(12), time(18)),
+    "evening": (time(18), time(22)),
+}
+
+ALLOWED_TRANSITIONS: dict[AppointmentStatus, set[AppointmentStatus]] = {
+    AppointmentStatus.booked: {
+        AppointmentStatus.confirmed,
+        AppointmentStatus.cancelled,
+        AppointmentStatus.completed,
+        AppointmentStatus.no_show,
+    },
+    AppointmentStatus.confirmed: {
+        AppointmentStatus.cancelled,
+        AppointmentStatus.completed,
+        AppointmentStatus.no_show,
+    },
+}
+
+
+@dataclass(frozen=True)
+class SlotQuery:
+    """What a patient asked for: an interval, and a specialty and/or practitioner (or neither)."""
+
+    start: datetime
+    end: datetime
+    specialty: str | None = None
+    practitioner_id: int | None = None
+    location_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FreeSlot:
+    id: int
+    practitioner_id: int
+    practitioner_name: str
+    location_id: int
+    location_name: str
+    start_at: datetime
+    end_at: datetime
+
+
+@dataclass(frozen=True)
+class AppointmentView:
+    id: int
+    patient_id: int
+    patient_name: str
+    practitioner_id: int
+    practitioner_name: str
+    specialty: str | None
+    location_name: str
+    location_address: str
+    slot_id: int
+    start_at: datetime
+    end_at: datetime
+    status: AppointmentStatus
+    reason: str
+    rescheduled_from_id: int | None
+
+
+def day_window(first: date, last: date | None = None, part: str | None = None) -> tuple[datetime, datetime]:
+    """The UTC interval of local days (inclusive), optionally narrowed to a part of the day."""
+    zone = settings().zone
+    last = last or first
+    start_time, end_time = PARTS_OF_DAY[part] if part else (time(0), None)
+    start = local_instant(first, start_time, zone) or datetime.combine(first, start_time, tzinfo=zone)
+    if end_time is None:
+        end_day, end_time = last + timedelta(days=1), time(0)
+    else:
+        end_day = last
+    end = local_instant(end_day, end_time, zone) or datetime.combine(end_day, end_time, tzinfo=zone)
+    return start, end
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(timezone.utc)
+
+
+def earliest_bookable(now: datetime | None = None) -> datetime:
+    return _now(now) + timedelta(minutes=settings().booking_min_lead_minutes)
+
+
+def _slot_is_free():
+    return ~exists().where(
+        and_(Appointment.slot_id == Slot.id, Appointment.status.in_(SLOT_HOLDING_STATUSES))
+    )
+
+
+def free_slots(
+    db: Database, query: SlotQuery, *, now: datetime | None = None, limit: int = 10, offset: int = 0
+) -> list[FreeSlot]:
+    """Free slots in the query's interval, earliest first, never in the past nor inside the lead time."""
+    start = max(query.start, earliest_bookable(now))
+    stmt = (
+        select(Slot)
+        .join(Slot.practitioner)
+        .options(joinedload(Slot.practitioner), joinedload(Slot.location))
+        .where(
+            Slot.start_at >= start,
+            Slot.start_at < query.end,
+            Slot.bookable.is_(True),
+            Practitioner.active.is_(True),
+            _slot_is_free(),
+        )
+        .order_by(Slot.start_at, Slot.practitioner_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    if query.practitioner_id is not None:
+        stmt = stmt.where(Slot.practitioner_id == query.practitioner_id)
+    if query.location_id is not None:
+        stmt = stmt.where(Slot.location_id == query.location_id)
+    if query.specialty is not None:
+        stmt = stmt.where(
+            exists().where(
+                practitioner_specialties.c.practitioner_id == Slot.practitioner_id,
+                practitioner_specialties.c.specialty_id == Specialty.id,
+                Specialty.key == query.specialty,
+            )
+        )
+    with db.transaction() as session:
+        return [
+            FreeSlot(
+                id=s.id,
+                practitioner_id=s.practitioner_id,
+                practitioner_name=s.practitioner.display_name,
+                location_id=s.location_id,
+                location_name=s.location.name,
+                start_at=s.start_at,
+                end_at=s.end_at,
+            )
+            for s in session.scalars(stmt).unique()
+        ]
+
+
+def _view(a: Appointment) -> AppointmentView:
+    return AppointmentView(
+        id=a.id,
+        patient_id=a.patient_id,
+        patient_name=a.patient.full_name,
+        practitioner_id=a.practitioner_id,
+        practitioner_name=a.practitioner.display_name,
+        specialty=a.specialty.key if a.specialty else None,
+        location_name=a.location.name,
+        location_address=a.location.address,
+        slot_id=a.slot_id,
+        start_at=a.start_at,
+        end_at=a.end_at,
+        status=a.status,
+        reason=a.reason,
+        rescheduled_from_id=a.rescheduled_from_id,
+    )
+
+
+def _bookable_slot(session: Session, slot_id: int, now: datetime) -> Slot:
+    slot = session.get(Slot, slot_id, options=[joinedload(Slot.practitioner).selectinload(Practitioner.specialties)])
+    if slot is None:
+        raise UnknownSlot(f"slot {slot_id} does not exist")
+    if not slot.bookable or not slot.practitioner.active or slot.start_at < earliest_bookable(now):
+        raise SlotNotBookable(f"slot {slot_id} cannot be booked any more")
+    return slot
+
+
+def _specialty_for(slot: Slot, specialty: str | None) -> Specialty | None:
+    offered = slot.practitioner.specialties
+    if specialty is None:
+        return offered[0] if len(offered) == 1 else None
+    chosen = next((s for s in offered if s.key == specialty), None)
+    if chosen is None:
+        raise WrongSpecialty(f"practitioner {slot.practitioner_id} does not offer {specialty}")
+    return chosen
+
+
+def _new_appointment(slot: Slot, patient_id: int, specialty: Specialty | None, reason: str, actor: str,
+                     now: datetime, rescheduled_from_id: int | None = None) -> Appointment:
+    return Appointment(
+        patient_id=patient_id,
+        practitioner_id=slot.practitioner_id,
+        specialty=specialty,
+        location_id=slot.location_id,
+        slot_id=slot.id,
+        start_at=slot.start_at,
+        end_at=slot.end_at,
+        reason=reason,
+        status=AppointmentStatus.booked,
+        rescheduled_from_id=rescheduled_from_id,
+        created_at=now,
+        created_by=actor,
+        changed_at=now,
+        changed_by=actor,
+    )
+
+
+def _refusal(error: IntegrityError, slot_id: int) -> SchedulingError:
+    """Name the rule the database enforced; anything else is a bug and propagates."""
+    text = str(error.orig)
+    if "uq_appointments_active_slot" in text or "appointments.slot_id" in text:
+        return SlotTaken(f"slot {slot_id} was booked by someone else")
+    if "rescheduled_from_id" in text:
+        return AppointmentNotActive("the appointment was already rescheduled")
+    raise error
+
+
+def _load_appointment(session: Session, appointment_id: int) -> Appointment:
+    appointment = session.get(
+        Appointment,
+        appointment_id,
+        options=[joinedload(Appointment.patient), joinedload(Appointment.practitioner),
+                 joinedload(Appointment.location), joinedload(Appointment.specialty)],
+    )
+    if appointment is None:
+        raise UnknownAppointment(f"appointment {appointment_id} does not exist")
+    return appointment
+
+
+def _transition(appointment: Appointment, status: AppointmentStatus, actor: str, now: datetime) -> None:
+    if status not in ALLOWED_TRANSITIONS.get(appointment.status, set()):
+        raise AppointmentNotActive(f"appointment {appointment.id} is {appointment.status.value}")
+    appointment.status, appointment.changed_by, appointment.changed_at = status, actor, now
+
+
+def book(
+    db: Database,
+    *,
+    patient_id: int,
+    slot_id: int,
+    actor: str,
+    specialty: str | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> AppointmentView:
+    """Book a free slot for a patient. Raises SlotTaken if anyone else holds it, at any moment."""
+    now = _now(now)
+    try:
+        with db.transaction() as session:
+            if session.get(Patient, patient_id) is None:
+                raise UnknownPatient(f"patient {patient_id} does not exist")
+            slot = _bookable_slot(session, slot_id, now)
+            appointment = _new_appointment(slot, patient_id, _specialty_for(slot, specialty), reason, actor, now)
+            session.add(appointment)
+            session.flush()
+            return _view(_load_appointment(session, appointment.id))
+    except IntegrityError as error:
+        raise _refusal(error, slot_id) from None
+
+
+def reschedule(
+    db: Database, *, appointment_id: int, new_slot_id: int, actor: str, now: datetime | None = None
+) -> AppointmentView:
+    """Move an appointment to another slot in one transaction: the new slot is taken and the old
+    one freed together, or nothing changes."""
+    now = _now(now)
+    try:
+        with db.transaction() as session:
+            old = _load_appointment(session, appointment_id)
+            _transition(old, AppointmentStatus.cancelled, actor, now)  # any refusal below rolls back
+            old.cancellation_reason = "rescheduled"
+            if old.start_at <= now:
+                raise AppointmentNotActive(f"appointment {appointment_id} is in the past")
+            if old.slot_id == new_slot_id:
+                raise SlotNotBookable(f"appointment {appointment_id} already holds slot {new_slot_id}")
+            slot = _bookable_slot(session, new_slot_id, now)
+            specialty = _specialty_for(slot, old.specialty.key if old.specialty else None)
+            session.flush()  # free the old slot first, so moving within a shared slot set works
+            new = _new_appointment(slot, old.patient_id, specialty, old.reason, actor, now, old.id)
+            session.add(new)
+            session.flush()
+            return _view(_load_appointment(session, new.id))
+    except IntegrityError as error:
+        raise _refusal(error, new_slot_id) from None
+
+
+def is_late_cancellation(start_at: datetime, now: datetime | None = None) -> bool:
+    """True inside the late-cancellation window, when cancelling by chat is no longer allowed."""
+    return start_at - _now(now) < timedelta(hours=settings().late_cancellation_hours)
+
+
+def cancel(
+    db: Database,
+    *,
+    appointment_id: int,
+    reason: str,
+    actor: str,
+    allow_late: bool = False,
+    now: datetime | None = None,
+) -> AppointmentView:
+    """Cancel and free the slot. Inside the late window raises TooLateToCancel unless the caller
+    (staff, a nurse) passes allow_late."""
+    now = _now(now)
+    with db.transaction() as session:
+        appointment = _load_appointment(session, appointment_id)
+        if appointment.start_at <= now:
+            raise AppointmentNotActive(f"appointment {appointment_id} is in the past")
+        if not allow_late and is_late_cancellation(appointment.start_at, now):
+            raise TooLateToCancel(f"appointment {appointment_id} starts within the late-cancellation window")
+        _transition(appointment, AppointmentStatus.cancelled, actor, now)
+        appointment.cancellation_reason = reason
+        return _view(appointment)
+
+
+def confirm(db: Database, *, appointment_id: int, actor: str, now: datetime | None = None) -> AppointmentView:
+    """The patient will come. Confirming twice is harmless."""
+    now = _now(now)
+    with db.transaction() as session:
+        appointment = _load_appointment(session, appointment_id)
+        if appointment.status is not AppointmentStatus.confirmed:
+            if appointment.start_at <= now:
+                raise AppointmentNotActive(f"appointment {appointment_id} is in the past")
+            _transition(appointment, AppointmentStatus.confirmed, actor, now)
+        return _view(appointment)
+
+
+def _appointments(db: Database, *conditions) -> list[AppointmentView]:
+    stmt = (
+        select(Appointment)
+        .options(joinedload(Appointment.patient), joinedload(Appointment.practitioner),
+                 joinedload(Appointment.location), joinedload(Appointment.specialty))
+        .where(*conditions)
+        .order_by(Appointment.start_at, Appointment.id)
+    )
+    with db.transaction() as session:
+        return [_view(a) for a in session.scalars(stmt).unique()]
+
+
+def upcoming_appointments(
+    db: Database, patient_ids: list[int], now: datetime | None = None
+) -> list[AppointmentView]:
+    """Booked or confirmed appointments still to come, earliest first."""
+    return _appointments(
+        db,
+        Appointment.patient_id.in_(patient_ids),
+        Appointment.start_at > _now(now),
+        Appointment.status.in_([AppointmentStatus.booked, AppointmentStatus.confirmed]),
+    )
+
+
+def appointments_between(
+    db: Database, start: datetime, end: datetime, *, patient_id: int | None = None,
+    include_cancelled: bool = False,
+) -> list[AppointmentView]:
+    """Appointments starting in [start, end), e.g. a day's list for the front desk."""
+    conditions = [Appointment.start_at >= start, Appointment.start_at < end]
+    if patient_id is not None:
+        conditions.append(Appointment.patient_id == patient_id)
+    if not include_cancelled:
+        conditions.append(Appointment.status != AppointmentStatus.cancelled)
+    return _appointments(db, *conditions)

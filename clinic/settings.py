@@ -1,0 +1,43 @@
+"""Every setting in one place, read from the environment (documented in `.env.example`)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseSettings, Field, validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Clinic settings; names are the environment variables, upper-cased."""
+
+    database_url: str = Field(
+        f"sqlite:///{PROJECT_ROOT / 'var' / 'clinic.db'}",
+        description="SQLAlchemy URL of the clinic database (PostgreSQL in production).",
+    )
+    clinic_timezone: str = Field("Europe/Rome", description="IANA zone of the clinic; the DB stores UTC.")
+    booking_min_lead_minutes: int = Field(
+        120, ge=0, description="No slot is offered or booked closer to now than this."
+    )
+    late_cancellation_hours: int = Field(
+        24, ge=0, description="Cancelling closer than this to the visit is too late by chat."
+    )
+    slot_horizon_days: int = Field(21, ge=1, description="How far ahead bookable slots are generated.")
+
+    @validator("clinic_timezone")
+    def _known_zone(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls
+        ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.clinic_timezone)
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import)."""
+    return Settings()
