@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
@@ -20,6 +21,13 @@ from clinic.settings import settings
 
 class CliError(Exception):
     """A mistake in what was asked; printed as one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (the usage stays in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _day(text: str) -> date:
@@ -108,11 +116,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="clinic", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    root = OneLineParser(prog="clinic", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     db = commands.add_parser("db", help="database schema")
-    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION", parser_class=OneLineParser)
     db_commands.add_parser("upgrade", help="migrate to the newest schema").set_defaults(run=cmd_db_upgrade)
 
     seed_cmd = commands.add_parser("seed", help="load the demo clinic (idempotent) and generate slots")

@@ -68,7 +68,8 @@ def _block_slots(block: WorkingHours, day: date, zone: ZoneInfo) -> Iterator[Pla
             continue
         start_at = local_instant(day, start.time(), zone)
         end_at = local_instant(day, (start + length).time(), zone)
-        if start_at and end_at:
+        # Skip times DST removes, and slots it would stretch or shrink (the night clocks change).
+        if start_at and end_at and end_at - start_at == length:
             yield PlannedSlot(block.practitioner_id, block.location_id, start_at, end_at)
         start += length
 

@@ -1,0 +1,86 @@
+"""The staff CLI as staff run it: a real process on a real database file."""
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from clinic import scheduling
+from clinic.db import Database
+
+CLINIC = str(Path(sys.executable).with_name("clinic"))
+
+
+def next_monday():
+    today = datetime.now(ZoneInfo("Europe/Rome")).date()
+    return today + timedelta(days=7 - today.weekday())
+
+
+def run(*args, url):
+    env = {**os.environ, "DATABASE_URL": url}
+    return subprocess.run([CLINIC, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    return f"sqlite:///{tmp_path_factory.mktemp('cli') / 'cli.db'}"
+
+
+@pytest.fixture(scope="module")
+def seeded_url(url):
+    run("db", "upgrade", url=url)
+    run("seed", url=url)
+    return url
+
+
+def test_upgrade_seed_and_read_the_schedule(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monday = next_monday()
+    assert run("db", "upgrade", url=url).returncode == 0
+    seeded = run("seed", "--today", monday.isoformat(), url=url)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "2 locations, 9 practitioners" in seeded.stdout
+
+    # Dott.ssa Bianchi works Mondays 09:00-13:00 in 30-minute slots.
+    slots = run("slots", "--practitioner", "bianchi", "--day", monday.isoformat(), url=url)
+    lines = slots.stdout.splitlines()
+    assert lines[0].split() == ["slot", "start", "end", "practitioner", "location"]
+    assert len(lines) == 2 + 8 and "09:00" in lines[2] and "12:30" in lines[-1]
+    assert "Dott.ssa Laura Bianchi" in lines[2]
+
+    first_slot = int(lines[2].split()[0])
+    scheduling.book(Database(url), patient_id=1, slot_id=first_slot, actor="staff:test")
+    listing = run("appointments", "--day", monday.isoformat(), url=url)
+    assert "Giovanni Verdi" in listing.stdout and "booked" in listing.stdout
+    assert "Giovanni Verdi" in run("appointments", "--patient", "1", url=url).stdout
+    after = run("slots", "--specialty", "cardiology", "--day", monday.isoformat(), url=url).stdout
+    assert f"\n{first_slot:>6} " not in after
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["slots"], "name a --specialty or a --practitioner"),
+        (["slots", "--specialty", "astrology"], "no specialty 'astrology'; known: blood_tests, cardiology"),
+        (["slots", "--practitioner", "house"], "no practitioner 'house'"),
+        (["slots", "--specialty", "cardiology", "--day", "someday"], "not a day: 'someday'"),
+        (["appointments"], "name a --day or a --patient"),
+        (["fly"], "invalid choice: 'fly'"),
+    ],
+)
+def test_mistakes_get_one_clear_line_and_a_failing_exit(seeded_url, args, says):
+    result = run(*args, url=seeded_url)
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert says in result.stderr
+
+
+def test_an_unreachable_database_is_one_line_too():
+    result = run("slots", "--specialty", "cardiology", url="postgresql://nobody@127.0.0.1:9/clinic")
+    assert result.returncode == 1
+    assert result.stderr.startswith("clinic: database error: OperationalError")
+    assert len(result.stderr.strip().splitlines()) == 1
