@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from clinic.settings import settings
 
 
+READ_ONLY = "clinic_read_only"
+
+
 def make_engine(url: str) -> Engine:
     """An engine that behaves the same under concurrency on SQLite and PostgreSQL."""
     parsed = make_url(url)
@@ -38,9 +41,11 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        # Take the write lock up front: concurrent writers then wait their turn instead of
-        # failing with "database is locked" when a read transaction tries to upgrade.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front: concurrent writers then wait their turn instead
+        # of failing with "database is locked" when a read transaction tries to upgrade. Readers
+        # (see `Database.reading`) start a plain transaction: in WAL mode they never wait.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -57,6 +62,13 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on any error."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A transaction that only reads: on SQLite it does not queue behind writers."""
+        with self._sessions() as session, session.begin():
+            session.connection(execution_options={READ_ONLY: True})
             yield session
 
     def dispose(self) -> None:

@@ -75,7 +75,6 @@ class AppointmentStatus(str, enum.Enum):
 
 
 # Every status but `cancelled` holds its slot: the partial unique index below relies on this.
-SLOT_HOLDING_STATUSES = tuple(s.value for s in AppointmentStatus if s is not AppointmentStatus.cancelled)
 _HOLDS_SLOT_SQL = "status <> 'cancelled'"
 
 

@@ -13,11 +13,10 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from clinic.db import Database
 from clinic.models import (
-    SLOT_HOLDING_STATUSES,
     Appointment,
     AppointmentStatus,
     Patient,
@@ -151,9 +150,8 @@ def earliest_bookable(now: datetime | None = None) -> datetime:
 
 
 def _slot_is_free():
-    return ~exists().where(
-        and_(Appointment.slot_id == Slot.id, Appointment.status.in_(SLOT_HOLDING_STATUSES))
-    )
+    # Same predicate as the partial unique index, so the database can answer from it.
+    return ~exists().where(and_(Appointment.slot_id == Slot.id, Appointment.status != AppointmentStatus.cancelled))
 
 
 def free_slots(
@@ -164,7 +162,8 @@ def free_slots(
     stmt = (
         select(Slot)
         .join(Slot.practitioner)
-        .options(joinedload(Slot.practitioner), joinedload(Slot.location))
+        .join(Slot.location)
+        .options(contains_eager(Slot.practitioner), contains_eager(Slot.location))
         .where(
             Slot.start_at >= start,
             Slot.start_at < query.end,
@@ -188,7 +187,7 @@ def free_slots(
                 Specialty.key == query.specialty,
             )
         )
-    with db.transaction() as session:
+    with db.reading() as session:
         return [
             FreeSlot(
                 id=s.id,
@@ -388,7 +387,7 @@ def _appointments(db: Database, *conditions) -> list[AppointmentView]:
         .where(*conditions)
         .order_by(Appointment.start_at, Appointment.id)
     )
-    with db.transaction() as session:
+    with db.reading() as session:
         return [_view(a) for a in session.scalars(stmt).unique()]
 
 

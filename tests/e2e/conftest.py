@@ -1,0 +1,99 @@
+"""The real stack, started once per test run: a seeded database, the action server and the Rasa
+server with the cached model, talking over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from clinic import migrate, model_cache
+from clinic.db import Database
+from clinic.demo import seed
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 300  # Rasa needs about a minute on 2 cores; leave room for a loaded CI machine
+
+
+@dataclass(frozen=True)
+class Stack:
+    rasa_url: str
+    actions_url: str
+    database_url: str
+
+    def say(self, sender: str, text: str) -> list[dict]:
+        """What the bot answers a patient, through Rasa's REST channel."""
+        reply = requests.post(f"{self.rasa_url}/webhooks/rest/webhook",
+                              json={"sender": sender, "message": text}, timeout=60)
+        reply.raise_for_status()
+        return reply.json()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{url} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"{url} not up after {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
+
+
+def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="session")
+def rasa_model() -> Path:
+    """The model for the current data and config: trained only when no cached one matches."""
+    return model_cache.ensure_model()
+
+
+@pytest.fixture(scope="session")
+def stack(rasa_model, tmp_path_factory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("stack")
+    database_url = f"sqlite:///{folder / 'clinic.db'}"
+    migrate.upgrade(database_url)
+    seed(Database(database_url))
+    rasa_port, actions_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{actions_port}/webhook",
+        "RASA_TELEMETRY_ENABLED": "false",
+    }
+    bin_dir = Path(sys.executable).parent
+    actions = start([str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port), "--actions", "actions"],
+                    env, folder / "actions.log")
+    rasa = start([str(bin_dir / "rasa"), "run", "--enable-api", "--port", str(rasa_port), "--model", str(rasa_model),
+                  "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"], env, folder / "rasa.log")
+    try:
+        wait_until_up(f"http://127.0.0.1:{actions_port}/health", actions, folder / "actions.log")
+        wait_until_up(f"http://127.0.0.1:{rasa_port}/status", rasa, folder / "rasa.log")
+        yield Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url)
+    finally:
+        for process in (rasa, actions):
+            process.terminate()
+        for process in (rasa, actions):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
