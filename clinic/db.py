@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from clinic.settings import settings
 
-
 READ_ONLY = "clinic_read_only"
 
 

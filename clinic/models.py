@@ -172,7 +172,8 @@ class WorkingBreak(Base):
 
 class Closure(Base):
     """Days without slots: a holiday for the clinic (no location, no practitioner), a location closed,
-    or a practitioner away. Dates are local and inclusive."""
+    or a practitioner away. Dates are local and inclusive.
+    """
 
     __tablename__ = "closures"
     __table_args__ = (CheckConstraint("first_day <= last_day", name="order"),)
@@ -225,7 +226,8 @@ class Patient(Base):
 
 class Contact(Base):
     """A WhatsApp user. `wa_id` is the phone number in E.164 digits as WhatsApp sends it
-    (no `+`); `user_id` is Meta's business-scoped user id, for users who hide their number."""
+    (no `+`); `user_id` is Meta's business-scoped user id, for users who hide their number.
+    """
 
     __tablename__ = "contacts"
     __table_args__ = (CheckConstraint("wa_id IS NOT NULL OR user_id IS NOT NULL", name="reachable"),)

@@ -317,7 +317,8 @@ def reschedule(
     db: Database, *, appointment_id: int, new_slot_id: int, actor: str, now: datetime | None = None
 ) -> AppointmentView:
     """Move an appointment to another slot in one transaction: the new slot is taken and the old
-    one freed together, or nothing changes."""
+    one freed together, or nothing changes.
+    """
     now = _now(now)
     try:
         with db.transaction() as session:
@@ -354,7 +355,8 @@ def cancel(
     now: datetime | None = None,
 ) -> AppointmentView:
     """Cancel and free the slot. Inside the late window raises TooLateToCancel unless the caller
-    (staff, a nurse) passes allow_late."""
+    (staff, a nurse) passes allow_late.
+    """
     now = _now(now)
     with db.transaction() as session:
         appointment = _load_appointment(session, appointment_id)

@@ -60,7 +60,10 @@ def _fresh(url: str) -> Database:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_db(request, tmp_path) -> Iterator[Database]:
     """An empty clinic database, once on SQLite and once on PostgreSQL."""
-    url = f"sqlite:///{tmp_path / 'clinic.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
     db = _fresh(url)
     yield db
     db.dispose()
