@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
+import dateparser
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +22,15 @@ class LinkedPatient:
     date_of_birth: date
     language: str
     relation: Relationship  # what the contact is to this patient
+
+
+@dataclass(frozen=True)
+class ContactProfile:
+    """What the bot knows about whoever writes from a number."""
+
+    language: str | None
+    first_name: str | None  # the contact's own patient record, if any
+    patients: list[LinkedPatient]
 
 
 def contact_for(session: Session, wa_id: str | None = None, user_id: str | None = None) -> Contact:
@@ -82,3 +93,53 @@ def linked_patients(db: Database, wa_id: str) -> list[LinkedPatient]:
             LinkedPatient(p.id, p.first_name, p.last_name, p.date_of_birth, p.language, relation)
             for p, relation in session.execute(stmt)
         ]
+
+
+def contact_profile(db: Database, wa_id: str) -> ContactProfile:
+    with db.reading() as session:
+        language = session.scalars(select(Contact.language).where(Contact.wa_id == wa_id)).first()
+    patients = linked_patients(db, wa_id)
+    own = next((p for p in patients if p.relation is Relationship.self), None)
+    return ContactProfile(language=language, first_name=own.first_name if own else None, patients=patients)
+
+
+def remember_language(db: Database, wa_id: str, language: str) -> None:
+    """Keep the contact's language, and their own patient record's, for the next conversation."""
+    with db.transaction() as session:
+        contact = contact_for(session, wa_id=wa_id)
+        contact.language = language
+        for link in contact.links:
+            if link.relation is Relationship.self:
+                link.patient.language = language
+
+
+_NAME_PARTICLES = {"de", "di", "da", "del", "della", "dello", "dal", "dalla", "la", "lo", "van", "von", "mc"}
+_NAME = re.compile(r"^[^\W\d_]+(?:['\-][^\W\d_]+)*$")
+
+
+def split_full_name(text: str) -> tuple[str, str] | None:
+    """("Maria Grazia", "De Luca") from "maria grazia de luca"; None if it is not a name."""
+    words = [w for w in re.sub(r"^(mi chiamo|sono|my name is|i am|i'm)\s+", "", text.strip(), flags=re.I).split()]
+    if len(words) < 2 or len(words) > 6 or not all(_NAME.match(w) for w in words):
+        return None
+    cut = len(words) - 1
+    while cut > 1 and words[cut - 1].lower() in _NAME_PARTICLES:
+        cut -= 1
+    capital = lambda w: w if any(c.isupper() for c in w[1:]) else w[:1].upper() + w[1:].lower()  # noqa: E731
+    return " ".join(map(capital, words[:cut])), " ".join(map(capital, words[cut:]))
+
+
+def parse_date_of_birth(text: str, today: date) -> date | None:
+    """A plausible date of birth, day first ("12/04/1980", "12 aprile 1980", "April 12, 1980")."""
+    if not re.search(r"\b\d{4}\b", text):
+        return None  # without the year a birth date is a guess
+    text = re.sub(r"^\s*(sono\s+)?(nat[oa]\s+)?(il\s+|on\s+|born\s+(on\s+)?)?", "", text, flags=re.I)
+    parsed = dateparser.parse(
+        text,
+        languages=["it", "en"],
+        settings={"DATE_ORDER": "DMY", "PREFER_DATES_FROM": "past", "STRICT_PARSING": True},
+    )
+    if parsed is None:
+        return None
+    born = parsed.date()
+    return born if today.replace(year=today.year - 120) <= born <= today else None

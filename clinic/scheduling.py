@@ -105,6 +105,7 @@ class FreeSlot:
     practitioner_name: str
     location_id: int
     location_name: str
+    location_address: str
     start_at: datetime
     end_at: datetime
 
@@ -188,18 +189,35 @@ def free_slots(
             )
         )
     with db.reading() as session:
-        return [
-            FreeSlot(
-                id=s.id,
-                practitioner_id=s.practitioner_id,
-                practitioner_name=s.practitioner.display_name,
-                location_id=s.location_id,
-                location_name=s.location.name,
-                start_at=s.start_at,
-                end_at=s.end_at,
-            )
-            for s in session.scalars(stmt).unique()
-        ]
+        return [_free_slot(s) for s in session.scalars(stmt).unique()]
+
+
+def _free_slot(s: Slot) -> FreeSlot:
+    return FreeSlot(
+        id=s.id,
+        practitioner_id=s.practitioner_id,
+        practitioner_name=s.practitioner.display_name,
+        location_id=s.location_id,
+        location_name=s.location.name,
+        location_address=s.location.address,
+        start_at=s.start_at,
+        end_at=s.end_at,
+    )
+
+
+def slot(db: Database, slot_id: int) -> FreeSlot | None:
+    """A slot's details (free or not), e.g. to show a summary before booking it."""
+    with db.reading() as session:
+        found = session.get(Slot, slot_id, options=[joinedload(Slot.practitioner), joinedload(Slot.location)])
+        return _free_slot(found) if found else None
+
+
+def appointment(db: Database, appointment_id: int) -> AppointmentView | None:
+    try:
+        with db.reading() as session:
+            return _view(_load_appointment(session, appointment_id))
+    except UnknownAppointment:
+        return None
 
 
 def _view(a: Appointment) -> AppointmentView:

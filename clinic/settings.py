@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     late_cancellation_hours: int = Field(
         24, ge=0, description="Cancelling closer than this to the visit is too late by chat."
     )
+    default_language: str = Field("it", regex="^(it|en)$", description="When nothing tells the language.")
     slot_horizon_days: int = Field(21, ge=1, description="How far ahead bookable slots are generated.")
 
     @validator("clinic_timezone")

@@ -17,7 +17,8 @@ Decisions, each pinned by tests/core/test_timeparse.py:
   prossima" / "Tuesday next week" picks the day inside next week. The assistant echoes the date back.
 - A date without a year is its next occurrence, today included; a written year is kept even when past.
 - "the 5th" / "giorno 5" is the next 5th of a month, today included.
-- A time or a part of day alone is today's while still ahead (a part until it ends), else tomorrow's.
+- A time or a part of day alone takes the day of the mention before it in the message ("venerdì alle 9 o alle
+  11"); failing that it is today's while still ahead (a part of day until it ends), else tomorrow's.
 - Hours 1-6 with no am/pm and no part of day are afternoon ("alle 3" = 15:00; the clinic is shut at 3 am);
   "pomeriggio", "sera", "evening", "pm" move any hour before 12 to the afternoon/evening.
 - "stasera"/"tonight" is today 18-22 and "stamattina"/"this morning" today 06-12 even when over (PARTS_OF_DAY;
@@ -25,9 +26,9 @@ Decisions, each pinned by tests/core/test_timeparse.py:
 - Ranges: "questa settimana"/"this week" is today up to next Monday; "settimana prossima"/"next week" is Monday
   to Monday; "fra due settimane"/"in two weeks" is that one day. A part of day or time said with a week range
   ("next week in the afternoon") joins its text but not its interval, which cannot say "afternoons only".
-- "dalle 9 alle 11" is two mentions (9:00, 11:00): time ranges are not understood.
-- A weekday followed by a capitalised word that is no date word ("Sabato Rossi"), or after "mi chiamo",
-  "sono", "I'm"..., is a name.
+- "dalle 9 alle 11" is two mentions on one day (9:00, 11:00): time ranges are not understood.
+- An Italian weekday followed by a capitalised word that is no date word ("Sabato Rossi"), or after "mi
+  chiamo", "sono", "sig."..., is a first name; English weekdays are not names ("Friday I'm free").
 - All arithmetic is on local wall-clock dates, so 09:00 stays 09:00 across a DST change.
 """
 
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -80,8 +81,8 @@ class _Piece:
     clock: _Clock | None = None
 
     def filled(self) -> set[str]:
-        return {f.name for f in fields(self) if f.name not in ("char_start", "char_end") and getattr(self, f.name)
-                is not None}
+        """The fields this piece sets, e.g. {"day", "part"} for "stasera"."""
+        return {name for name in ("day", "weekday", "week", "part", "clock") if getattr(self, name) is not None}
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class _Context:
     text: str
     language: str
     now: datetime  # aware, in the clinic zone
+    zone: ZoneInfo
 
     @property
     def today(self) -> date:
@@ -129,19 +131,16 @@ _CONNECTORS = {
     "en": "on|at|in|the|of|for|around|about|maybe|preferably|ideally",
 }
 # A weekday before one of these is a day even when the word is capitalised ("Sabato Mattina").
-_DATE_WORD = re.compile(
-    rf"(?:prossim[oa]|mattin[ao]|mattinata|pomerig+i?o|sera|serata|alle|ore|next|morning|afternoon|evening|at"
-    rf"|{_MONTHS['it']}|{_MONTHS['en']})",
-    re.IGNORECASE,
-)
+_DATE_WORD = re.compile(rf"prossim[oa]|prox|mattin[ao]|mattinata|pomerig+i?o|sera|serata|alle|ore|{_MONTHS['it']}",
+                        re.IGNORECASE)
 _NAME_BEFORE = re.compile(
-    r"(?:chiamo|sono|name\s+is|i['’]m|i\s+am|this\s+is|sig(?:\.|nor[ae]?)|sig\.ra|dott\.?(?:ssa)?|dr\.?)\s*$",
+    r"(?:chiamo|sono|sig(?:\.|nor[ae]?)|sig\.ra|dott\.?(?:ssa)?|dr\.?)\s*$",
     re.IGNORECASE,
 )
 
 _AMOUNT_AFTER = r"(?!\s*(?:€|%|\$|euro|eur\b))"
 # "da 3-4 giorni", "1/2 compressa": counts, not dates.
-_COUNT_AFTER = (r"(?!\s*(?:giorn|settiman|mes[ei]|ann[oi]|volt[ae]|ore(?!\s*\d)|or[ae]\b|compress|pastigl|gocc"
+_COUNT_AFTER = (r"(?!\s*(?:giorn|settiman|mes[ei]|ann[oi]|volt[ae]|or[ae]\b(?!\s*\d)|compress|pastigl|gocc"
                 r"|days?\b|weeks?\b|months?\b|years?\b|times\b|hours?\b|pills?\b|tablets?\b|kg\b|km\b|mg\b))")
 _NO_NUMBER_BEFORE = r"(?<![\w/.:,+\-])"
 
@@ -213,13 +212,13 @@ def _part(m: re.Match, ctx: _Context) -> _Piece:
 
 
 def _weekday(m: re.Match, ctx: _Context) -> _Piece | None:
-    if _looks_like_name(ctx.text, m.start("wd"), m.end("wd")):
+    if ctx.language == "it" and _looks_like_name(ctx.text, m.start("wd"), m.end("wd")):
         return None
     return _Piece(m.start(), m.end(), weekday=_WEEKDAYS[ctx.language].index(m["wd"][:3].lower()))
 
 
 def _looks_like_name(text: str, start: int, end: int) -> bool:
-    """ "Sabato Rossi", "mi chiamo Domenica": a weekday word used as a first name."""
+    """Whether an Italian weekday word is a first name: "Sabato Rossi", "mi chiamo Domenica"."""
     after = re.match(r"\s+([A-ZÀ-Ý][\w'’]*)", text[end:])
     if after and not _DATE_WORD.fullmatch(after[1]):
         return True
@@ -227,7 +226,7 @@ def _looks_like_name(text: str, start: int, end: int) -> bool:
 
 
 def _week(which: str) -> _Builder:
-    """ "this week" is today up to next Monday (past days are no use); "next week" is Monday to Monday."""
+    """Week ranges: this week is today up to next Monday (past days are no use), next week Monday to Monday."""
     def build(m: re.Match, ctx: _Context) -> _Piece:
         next_monday = ctx.today + timedelta(days=7 - ctx.today.weekday())
         if which == "this":
@@ -238,14 +237,14 @@ def _week(which: str) -> _Builder:
 
 
 def _offset(m: re.Match, ctx: _Context) -> _Piece | None:
-    """ "fra 3 giorni", "in two weeks": normalised to "in 3 giorni" / "in 2 weeks" for dateparser."""
+    """Offsets such as "fra 3 giorni", "in two weeks", normalised to "in 3 giorni" / "in 2 weeks" for dateparser."""
     unit = m["unit"].lower()
     day = _dateparser_day(f"in {_number(m['n'], ctx.language)} {unit}", ctx.language, ctx.now)
     return _Piece(m.start(), m.end(), day=day) if day else None
 
 
 def _named_date(m: re.Match, ctx: _Context) -> _Piece | None:
-    """ "3 dicembre", "December 3rd, 2027": day, month name and year handed to dateparser as "3 dicembre 2027"."""
+    """Dates with a month name ("3 dicembre", "December 3rd, 2027"), given to dateparser as "3 dicembre 2027"."""
     day_number = 1 if m["d"].lower() == "primo" else int(m["d"])
     day = _dateparser_day(f"{day_number} {m['mon'].rstrip('.')} {m['y'] or ''}".strip(), ctx.language,
                           _yesterday_midnight(ctx))
@@ -253,7 +252,7 @@ def _named_date(m: re.Match, ctx: _Context) -> _Piece | None:
 
 
 def _numeric_date(m: re.Match, ctx: _Context) -> _Piece | None:
-    """ "3/12", "03.12.2026", "3-12": always day first (DATE_ORDER DMY), whatever the language."""
+    """Numeric dates ("3/12", "03.12.2026", "3-12"): always day first (DATE_ORDER DMY), whatever the language."""
     if not (1 <= int(m["d"]) <= 31 and 1 <= int(m["mo"]) <= 12):
         return None
     day = _dateparser_day(f"{m['d']}/{m['mo']}" + (f"/{m['y']}" if m["y"] else ""), ctx.language,
@@ -280,7 +279,7 @@ def _clock(m: re.Match, ctx: _Context) -> _Piece | None:
         frac = re.sub(r"\s+", " ", groups["frac"].lower())
         minute, grain = (int(frac) if frac.isdigit() else _FRACTIONS[frac]), "minute"
         if groups["dir"].lower() in ("meno", "to"):
-            hour, minute = hour - 1, (60 - minute) % 60
+            hour, minute = hour - 1 or 12, (60 - minute) % 60  # "quarter to one" is 12:45
     if not (0 <= hour <= 23 and 0 <= minute <= 59):
         return None
     meridiem = groups["ap"].lower() if groups.get("ap") else None
@@ -309,12 +308,15 @@ def _patterns(lang: str) -> list[tuple[re.Pattern, _Builder]]:
         (rf"{_NO_NUMBER_BEFORE}(?P<d>\d{{1,2}})\.(?P<mo>\d{{1,2}})\.(?P<y>\d{{4}}|\d{{2}})(?![\w.]){_AMOUNT_AFTER}",
          _numeric_date),
     ]
+    # "sabato 28" is a date, "sabato 10 e mezza" / "Saturday 10am" a time.
+    not_a_time = r"(?![\w/.:,]|\s+(?:e|meno)\s|\s*[ap]\.?m(?!\w)|\s*o['’]?\s?clock)"
     numbers = "|".join(sorted(_NUMBERS[lang], key=len, reverse=True))
     if lang == "it":
         fraction = r"mezza|mezzo|un\s+quarto|tre\s+quarti"
+        next_it = r"prossim[oa]|prox"
         own: list[tuple[str, _Builder]] = [
             (r"(?<!\w)oggi" + end, _relative_day(0)),
-            (r"(?<!\w)domani" + end, _relative_day(1)),
+            (r"(?<!\w)(?:domani|dmn)" + end, _relative_day(1)),
             (r"(?<!\w)dopo\s*domani" + end, _relative_day(2)),
             (r"(?<!\w)ieri" + end, _relative_day(-1)),
             (r"(?<!\w)(?:stamattina|stamani|stamane)" + end, _today_part("morning")),
@@ -322,9 +324,10 @@ def _patterns(lang: str) -> list[tuple[re.Pattern, _Builder]]:
             (r"(?<!\w)domattina" + end, _today_part("morning", 1)),
             (r"(?<!\w)(?<!buona\s)(?<!buon\s)(?P<part>mattin[ao]|mattinata|pomerig{1,2}i?o|sera|serata)" + end,
              _part),
-            (rf"(?<!\w)(?:(?:questo|questa|sto|il\s+prossimo|la\s+prossima|prossimo|prossima)\s+)?"
-             rf"(?P<wd>{_WEEKDAY_WORDS['it']})(?:\s+(?:prossim[oa](?!\s+settiman)|che\s+viene))?{end}", _weekday),
-            (r"(?<!\w)(?:prossima\s+settimana|settimana\s+(?:prossima|che\s+viene))" + end, _week("next")),
+            (rf"(?<!\w)(?:(?<!settimana\s)(?:questo|questa|sto|(?:il\s+|la\s+)?(?:{next_it}))\s+)?"
+             rf"(?P<wd>{_WEEKDAY_WORDS['it']})(?:\s+(?:(?:{next_it})(?!\s+settiman)|che\s+viene))?{end}", _weekday),
+            (rf"(?<!\w)(?P<wd>{_WEEKDAY_WORDS['it']})\s+(?P<d>\d{{1,2}}){not_a_time}", _day_of_month),
+            (rf"(?<!\w)(?:(?:{next_it})\s+settimana|settimana\s+(?:{next_it}|che\s+viene))" + end, _week("next")),
             (r"(?<!\w)(?:questa|in|entro\s+la|entro\s+questa)\s+settimana" + end, _week("this")),
             (rf"(?<!\w)(?:tra|fra|in)\s+(?P<n>\d{{1,2}}|{numbers})\s+(?P<unit>giorn[oi]|settiman[ae]|mes[ei]){end}",
              _offset),
@@ -338,6 +341,9 @@ def _patterns(lang: str) -> list[tuple[re.Pattern, _Builder]]:
             (r"(?<!\w)mezzogiorno" + end, _noon),
         ]
     else:
+        # "at one of your clinics", "at 2 locations", "at 3 months pregnant": counts, not times.
+        not_a_count_en = (r"(?!\s+(?:of|point|time|stage|different|locations?|clinics?|places?|sites?|people|persons?"
+                          r"|patients?|doctors?|days?|weeks?|months?|years?|percent)(?!\w))")
         own = [
             (r"(?<!\w)today" + end, _relative_day(0)),
             (r"(?<!\w)(?:tomorrow|tomorow|tommorow|tommorrow|tmrw|tmr)" + end, _relative_day(1)),
@@ -346,6 +352,7 @@ def _patterns(lang: str) -> list[tuple[re.Pattern, _Builder]]:
             (r"(?<!\w)tonight" + end, _today_part("evening")),
             (r"(?<!\w)(?:(?P<this>this)\s+)?(?<!good\s)(?P<part>morning|afternoon|evening)s?" + end, _part),
             (rf"(?<!\w)(?:(?:this|next|this\s+coming|coming)\s+)?(?P<wd>{_WEEKDAY_WORDS['en']}){end}", _weekday),
+            (rf"(?<!\w)(?P<wd>{_WEEKDAY_WORDS['en']})\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?{not_a_time}", _day_of_month),
             (r"(?<!\w)this\s+week" + end, _week("this")),
             (r"(?<!\w)next\s+week" + end, _week("next")),
             (rf"(?<!\w)in\s+(?P<n>\d{{1,2}}|{numbers})\s+(?P<unit>days?|weeks?|months?){end}", _offset),
@@ -355,8 +362,8 @@ def _patterns(lang: str) -> list[tuple[re.Pattern, _Builder]]:
              rf"(?:,?\s+(?P<y>\d{{4}}))?{end}", _named_date),
             (r"(?<!\w)the\s+(?P<d>\d{1,2})(?:st|nd|rd|th)(?!\w)(?!\s+(?:floor|time|row|grade|place|birthday))",
              _day_of_month),
-            (rf"(?<!\w)(?:at|around|@)\s*{hour}(?:[:.](?P<m>\d{{2}}))?(?:\s*o['’]?\s?clock)?{ampm}?(?![\w:/])",
-             _clock),
+            (rf"(?<!\w)(?:at|around|@)\s*{hour}(?:[:.](?P<m>\d{{2}}))?(?:\s*o['’]?\s?clock)?{ampm}?(?![\w:/])"
+             rf"{not_a_count_en}", _clock),
             (rf"(?<!\w)(?:at\s+)?(?P<frac>half|(?:a\s+)?quarter)\s+(?P<dir>past|to)\s+{hour}{end}", _clock),
             (rf"(?<!\w){hour}\s*o['’]?\s?clock{ampm}?{end}", _clock),
             (r"(?<!\w)(?:noon|midday)" + end, _noon),
@@ -399,7 +406,8 @@ def _groups(pieces: list[_Piece], ctx: _Context) -> list[list[_Piece]]:
     gap = _GAPS[ctx.language]
     groups: list[list[_Piece]] = []
     for piece in pieces:
-        if groups and _joinable(groups[-1], piece) and gap.fullmatch(ctx.text[groups[-1][-1].char_end:piece.char_start]):
+        between = ctx.text[groups[-1][-1].char_end:piece.char_start] if groups else ""
+        if groups and _joinable(groups[-1], piece) and gap.fullmatch(between):
             groups[-1].append(piece)
         else:
             groups.append([piece])
@@ -413,19 +421,21 @@ def _wall_clock(clock: _Clock, part: str | None) -> time | None:
         hour += 12
     elif clock.meridiem == "a" and hour == 12:
         hour = 0
-    elif clock.meridiem is None and hour < 12 and (part in ("afternoon", "evening") or (part is None and 1 <= hour <= 6)):
-        hour += 12
+    elif clock.meridiem is None and hour < 12:
+        if part in ("afternoon", "evening") or (part is None and 1 <= hour <= 6):
+            hour += 12
     return time(hour, clock.minute) if hour <= 23 else None
 
 
-def _mention(group: list[_Piece], ctx: _Context, zone: ZoneInfo) -> TimeMention | None:
+def _mention(group: list[_Piece], ctx: _Context, carried_day: date | None) -> TimeMention | None:
+    """Resolve joined pieces to an interval; `carried_day` is the day of an earlier mention in the message."""
     merged = {name: getattr(p, name) for p in group for name in p.filled()}
     day, weekday, week = merged.get("day"), merged.get("weekday"), merged.get("week")
     part, clock = merged.get("part"), merged.get("clock")
     first, last = group[0].char_start, group[-1].char_end
 
     def at(d: date, t: time) -> datetime:
-        return datetime.combine(d, t, tzinfo=zone)
+        return datetime.combine(d, t, tzinfo=ctx.zone)
 
     def mention(start: datetime, end: datetime | None, grain: str) -> TimeMention:
         return TimeMention(start, end, grain, ctx.text[first:last], first, last)
@@ -438,9 +448,9 @@ def _mention(group: list[_Piece], ctx: _Context, zone: ZoneInfo) -> TimeMention 
     wall = _wall_clock(clock, part) if clock else None
     if clock and wall is None:
         return None
-    if day is None:  # a time or part of day alone: today's while still ahead
+    if day is None:  # a time or part of day alone
         still_ahead = at(ctx.today, wall) if wall else at(ctx.today, PARTS_OF_DAY[part][1])
-        day = ctx.today if still_ahead > ctx.now else ctx.today + timedelta(days=1)
+        day = carried_day or (ctx.today if still_ahead > ctx.now else ctx.today + timedelta(days=1))
     if wall is not None:
         return mention(at(day, wall), None, clock.grain)
     if part is not None:
@@ -455,7 +465,14 @@ def find_times(text: str, language: str, now: datetime, zone: ZoneInfo | None = 
     if language not in LANGUAGES:
         raise ValueError(f"unsupported language {language!r}; expected one of {LANGUAGES}")
     zone = zone or settings().zone
-    local_now = now.astimezone(zone) if now.tzinfo else now.replace(tzinfo=zone)
-    ctx = _Context(text, language, local_now)
-    mentions = (_mention(group, ctx, zone) for group in _groups(_pieces(ctx), ctx))
-    return [m for m in mentions if m is not None]
+    ctx = _Context(text, language, now.astimezone(zone) if now.tzinfo else now.replace(tzinfo=zone), zone)
+    mentions: list[TimeMention] = []
+    carried_day: date | None = None
+    for group in _groups(_pieces(ctx), ctx):
+        mention = _mention(group, ctx, carried_day)
+        if mention is None:
+            continue
+        mentions.append(mention)
+        if not any(p.week for p in group):
+            carried_day = mention.start.date()
+    return mentions
