@@ -59,3 +59,25 @@ def locations(db: Database) -> list[LocationInfo]:
             LocationInfo(loc.key, loc.name, loc.address, loc.phone, loc.opening_hours)
             for loc in session.scalars(select(Location).order_by(Location.id))
         ]
+
+
+@dataclass(frozen=True)
+class Term:
+    """A phrase patients use for something the clinic has: `entity` is `specialty` or `doctor`."""
+
+    entity: str
+    key: str
+    phrase: str
+
+
+def terms(db: Database) -> list[Term]:
+    """Every name and synonym of the clinic's specialties and active practitioners."""
+    found: list[Term] = []
+    with db.reading() as session:
+        for s in session.scalars(select(Specialty)):
+            for phrase in {s.key.replace("_", " "), s.name_it, s.name_en, *s.synonyms_it, *s.synonyms_en}:
+                found.append(Term("specialty", s.key, phrase.lower()))
+        for p in session.scalars(select(Practitioner).where(Practitioner.active)):
+            for phrase in {p.last_name, f"{p.first_name} {p.last_name}", f"{p.title} {p.last_name}".strip()}:
+                found.append(Term("doctor", p.key, phrase.lower()))
+    return found
