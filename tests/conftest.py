@@ -6,11 +6,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from clinic import model_cache
 from clinic.db import Database
 from clinic.demo import seed
 from clinic.models import metadata
@@ -88,3 +90,9 @@ def demo_db(db) -> Database:
 def any_demo_db(any_db) -> Database:
     seed(any_db, today=DEMO_TODAY)
     return any_db
+
+
+@pytest.fixture(scope="session")
+def rasa_model() -> Path:
+    """The model for the current data and config: trained only when no cached one matches."""
+    return model_cache.ensure_model()

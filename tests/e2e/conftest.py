@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from clinic import migrate, model_cache
+from clinic import migrate
 from clinic.db import Database
 from clinic.demo import seed
 
@@ -59,12 +59,6 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
 
 def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-@pytest.fixture(scope="session")
-def rasa_model() -> Path:
-    """The model for the current data and config: trained only when no cached one matches."""
-    return model_cache.ensure_model()
 
 
 @pytest.fixture(scope="session")
