@@ -1,6 +1,7 @@
 """Measure the clinic NLU on held-out data: intents, entities and FAQ answers per language, and parse cost.
 
     RASA_TELEMETRY_ENABLED=false .venv/bin/python bench/nlu.py [--work /tmp/nlu-bench] [--seed 1] [--variants]
+        [--config config.yml] [--data data/nlu]
 
 Run from the project root. The project is only read: everything else goes under --work.
 1. Snapshots config.yml, domain.yml and data/nlu/{it,en} (others may be editing them while this runs).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import random
@@ -47,14 +49,14 @@ WARM_UP, MIN_PARSES = 20, 200
 # ---------------------------------------------------------------- data
 
 
-def snapshot(work: Path) -> Path:
+def snapshot(work: Path, config: Path, data: Path) -> Path:
     """Copies the inputs once, so that training and testing see the same files even if someone edits them."""
     project = work / "project"
     shutil.rmtree(project, ignore_errors=True)
     for language in LANGUAGES:
-        shutil.copytree(ROOT / "data" / "nlu" / language, project / "nlu" / language)
-    for name in ("config.yml", "domain.yml"):
-        shutil.copy(ROOT / name, project / name)
+        shutil.copytree(data / language, project / "nlu" / language)
+    shutil.copy(config, project / "config.yml")
+    shutil.copy(ROOT / "domain.yml", project / "domain.yml")
     return project
 
 
@@ -324,7 +326,7 @@ def metric_rows(metrics: dict, bot: dict) -> list[tuple[str, float | None]]:
             ("share of messages sent to nlu_fallback", bot["fallback_rate"])]
     for source, scores in (("DIETClassifier", metrics["diet"]), ("all extractors", bot["combined"])):
         rows += [(f"entity F1 {name}: {source}", scores.get(name)) for name in ("macro", "weighted", *ENTITIES)]
-    rows += [(f"entity F1 {name}: ClinicTermsExtractor alone", metrics["terms"].get(name))
+    rows += [(f"entity F1 {name}: ClinicTermsExtractor's additions (rasa test)", metrics["terms"].get(name))
              for name in ("specialty", "doctor")]
     return rows
 
@@ -373,6 +375,16 @@ def print_report(facts: dict) -> None:
 # ---------------------------------------------------------------- main
 
 
+def quiet_rasa() -> None:
+    """Warnings only, on stderr: unconfigured, structlog prints every parse's debug line to stdout,
+    which would both spoil the Markdown and slow the timed parses (a served bot logs at INFO).
+    """
+    from rasa.utils.log_utils import configure_structlog
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    configure_structlog(logging.WARNING)
+
+
 def git_state() -> tuple[str, str]:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     status = subprocess.run(["git", "status", "--porcelain", "--", "config.yml", "domain.yml", "data/nlu"],
@@ -382,9 +394,11 @@ def git_state() -> tuple[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/nlu-bench"), help="scratch folder (recreated)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/nlu-bench"), help="scratch folder (overwritten)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the train/test split")
     parser.add_argument("--variants", action="store_true", help="also time 1-epoch pipelines with/without custom")
+    parser.add_argument("--config", type=Path, default=ROOT / "config.yml", help="Rasa config to measure")
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "nlu", help="folder with it/ and en/ NLU files")
     args = parser.parse_args()
 
     work = args.work.resolve()
@@ -393,13 +407,14 @@ def main() -> None:
            "RASA_CACHE_DIRECTORY": str(work / "cache")}
     os.environ.update(env)  # the in-process Agent's ClinicTermsExtractor reads the same database
     shutil.rmtree(work / "cache", ignore_errors=True)
+    quiet_rasa()
 
     import rasa
 
     head, dirty = git_state()
     facts = {"date": date.today().isoformat(), "machine": machine(), "rasa": rasa.__version__, "head": head,
              "dirty": dirty}
-    project = snapshot(work)
+    project = snapshot(work, args.config.resolve(), args.data.resolve())
     facts["pipeline"] = pipeline_summary(project / "config.yml")
     train_dir, test_files, facts["sizes"] = write_splits(project, work, args.seed)
     facts["train_examples"] = sum(s["train"] for s in facts["sizes"])

@@ -77,7 +77,9 @@ def terms(db: Database) -> list[Term]:
         for s in session.scalars(select(Specialty)):
             for phrase in {s.key.replace("_", " "), s.name_it, s.name_en, *s.synonyms_it, *s.synonyms_en}:
                 found.append(Term("specialty", s.key, phrase.lower()))
+        taken = {t.phrase for t in found}  # "Laboratorio Analisi" must not turn "analisi" into a doctor
         for p in session.scalars(select(Practitioner).where(Practitioner.active)):
             for phrase in {p.last_name, f"{p.first_name} {p.last_name}", f"{p.title} {p.last_name}".strip()}:
-                found.append(Term("doctor", p.key, phrase.lower()))
+                if phrase.lower() not in taken:
+                    found.append(Term("doctor", p.key, phrase.lower()))
     return found

@@ -62,3 +62,9 @@ def test_without_a_database_it_finds_nothing_and_does_not_fail(tmp_path, monkeyp
     database.cache_clear()
     assert entities(ClinicTermsExtractor({"refresh_seconds": 300}), "dal cardiologo") == []
     database.cache_clear()
+
+
+def test_a_specialty_word_in_a_practitioners_name_stays_a_specialty(seeded):
+    # The demo lab is "Laboratorio Analisi"; "analisi" is a blood-tests synonym.
+    found = entities(ClinicTermsExtractor({"refresh_seconds": 300}), "sono pronte le analisi?")
+    assert found == [("specialty", "blood_tests", "analisi")]
