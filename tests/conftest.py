@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from clinic import model_cache
-from clinic.db import Database
+from clinic import migrate, model_cache
+from clinic.db import Database, database
 from clinic.demo import seed
 from clinic.models import metadata
 from clinic.settings import settings
@@ -96,3 +96,17 @@ def any_demo_db(any_db) -> Database:
 def rasa_model() -> Path:
     """The model for the current data and config: trained only when no cached one matches."""
     return model_cache.ensure_model()
+
+
+@pytest.fixture
+def clinic_db(tmp_path, monkeypatch) -> Database:
+    """The demo clinic, seeded from today, as the actions' DATABASE_URL."""
+    url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    settings.cache_clear()
+    database.cache_clear()
+    migrate.upgrade(url)
+    seed(database())
+    yield database()
+    database().dispose()
+    database.cache_clear()

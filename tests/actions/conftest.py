@@ -10,9 +10,6 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from clinic import migrate
-from clinic.db import Database, database
-from clinic.demo import seed
 from clinic.settings import settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,20 +22,6 @@ STRANGER = "393339999999"
 @pytest.fixture(scope="session")
 def domain() -> dict:
     return yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-
-
-@pytest.fixture
-def clinic_db(tmp_path, monkeypatch) -> Database:
-    """The demo clinic, seeded from today, as the actions' DATABASE_URL."""
-    url = f"sqlite:///{tmp_path / 'clinic.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    settings.cache_clear()
-    database.cache_clear()
-    migrate.upgrade(url)
-    seed(database())
-    yield database()
-    database().dispose()
-    database.cache_clear()
 
 
 def next_weekday(weekday: int) -> datetime:

@@ -1,27 +1,12 @@
 """Specialties and doctors recognised by the names the clinic database holds."""
 
-import pytest
 from rasa.shared.nlu.training_data.message import Message
 from sqlalchemy import select
 
-from clinic import migrate
 from clinic.db import database
-from clinic.demo import seed
 from clinic.models import Location, Practitioner, Specialty
 from clinic.nlu.clinic_terms import ClinicTermsExtractor
 from clinic.settings import settings
-
-
-@pytest.fixture
-def seeded(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'clinic.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    settings.cache_clear()
-    database.cache_clear()
-    migrate.upgrade(url)
-    seed(database())
-    yield database()
-    database.cache_clear()
 
 
 def entities(extractor, text, existing=()):
@@ -32,7 +17,7 @@ def entities(extractor, text, existing=()):
     return [(e["entity"], e["value"], text[e["start"]:e["end"]]) for e in message.get("entities") or []]
 
 
-def test_specialty_synonyms_and_doctors_in_both_languages(seeded):
+def test_specialty_synonyms_and_doctors_in_both_languages(clinic_db):
     extractor = ClinicTermsExtractor({"refresh_seconds": 300})
     assert entities(extractor, "vorrei una visita dall'oculista") == [("specialty", "ophthalmology", "oculista")]
     assert entities(extractor, "I need a heart doctor!") == [("specialty", "cardiology", "heart doctor")]
@@ -40,17 +25,17 @@ def test_specialty_synonyms_and_doctors_in_both_languages(seeded):
     assert entities(extractor, "ciao, come state?") == []
 
 
-def test_a_doctor_added_after_training_is_recognised_without_retraining(seeded):
+def test_a_doctor_added_after_training_is_recognised_without_retraining(clinic_db):
     extractor = ClinicTermsExtractor({"refresh_seconds": 0})
     assert entities(extractor, "un appuntamento con il dottor Fontana") == []
-    with seeded.transaction() as s:
+    with clinic_db.transaction() as s:
         s.add(Practitioner(key="fontana", title="Dott.", first_name="Ugo", last_name="Fontana",
                            location_id=s.scalars(select(Location.id)).first(),
                            specialties=[s.scalars(select(Specialty).where(Specialty.key == "dermatology")).one()]))
     assert entities(extractor, "un appuntamento con il dottor Fontana") == [("doctor", "fontana", "Fontana")]
 
 
-def test_what_another_extractor_found_is_kept_not_duplicated(seeded):
+def test_what_another_extractor_found_is_kept_not_duplicated(clinic_db):
     diet = {"entity": "specialty", "value": "cardiology", "start": 15, "end": 25, "extractor": "DIETClassifier"}
     found = entities(ClinicTermsExtractor({"refresh_seconds": 300}), "una visita dal cardiologo", [diet])
     assert found == [("specialty", "cardiology", "cardiologo")]
@@ -64,7 +49,7 @@ def test_without_a_database_it_finds_nothing_and_does_not_fail(tmp_path, monkeyp
     database.cache_clear()
 
 
-def test_a_specialty_word_in_a_practitioners_name_stays_a_specialty(seeded):
+def test_a_specialty_word_in_a_practitioners_name_stays_a_specialty(clinic_db):
     # The demo lab is "Laboratorio Analisi"; "analisi" is a blood-tests synonym.
     found = entities(ClinicTermsExtractor({"refresh_seconds": 300}), "sono pronte le analisi?")
     assert found == [("specialty", "blood_tests", "analisi")]
