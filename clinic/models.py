@@ -238,6 +238,8 @@ class Contact(Base):
     profile_name = Column(String(200))
     language = Column(String(2))
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    # When the contact last wrote: WhatsApp accepts free-form messages only within 24 h of it.
+    last_inbound_at = Column(UTCDateTime)
 
     links = relationship("ContactPatient", back_populates="contact", cascade="all, delete-orphan")
 
@@ -332,3 +334,90 @@ class WaitlistEntry(Base):
     wanted_until = Column(Date, nullable=False)
     active = Column(Boolean, nullable=False, default=True)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class InboundStatus(str, enum.Enum):
+    """pending (stored, acknowledged to Meta) → handled | failed (gave up after retries)."""
+
+    pending = "pending"
+    handled = "handled"
+    failed = "failed"
+
+
+class InboundMessage(Base):
+    """A message a contact sent, stored (once per `wamid`) before the webhook answers 200.
+
+    `payload` is Meta's message object as received; `rasa_text` is what the bot is given.
+    Pending rows are handled in `id` order per contact, also after a restart.
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index("ix_inbound_messages_pending", "status", "contact_id", "id"),)
+
+    id = Column(Integer, primary_key=True)
+    wamid = Column(String(200), nullable=False, unique=True)
+    contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True)
+    phone_number_id = Column(String(50), nullable=False)  # the business number it was sent to
+    type = Column(String(30), nullable=False)  # Meta's type: text, interactive, button, image, ...
+    payload = Column(JSON, nullable=False)
+    rasa_text = Column(Text)  # None: nothing for the bot (reactions)
+    context_wamid = Column(String(200))  # the message this one replies to
+    media_id = Column(String(100))
+    media_path = Column(String(500))  # downloaded file, relative to the media directory
+    media_mime = Column(String(100))
+    sent_at = Column(UTCDateTime, nullable=False)  # Meta's timestamp
+    received_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    status = Column(
+        Enum(InboundStatus, name="inbound_status", native_enum=False, length=20),
+        nullable=False,
+        default=InboundStatus.pending,
+    )
+    attempts = Column(Integer, nullable=False, default=0)
+    handled_at = Column(UTCDateTime)
+
+
+class OutboundStatus(str, enum.Enum):
+    """queued → sending → sent → delivered → read; failed at any point; held while the 24-hour
+    window is closed (released when the contact writes again).
+    """
+
+    held = "held"
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    delivered = "delivered"
+    read = "read"
+    failed = "failed"
+
+
+class OutboundMessage(Base):
+    """The durable outbox: one row for every message the clinic sends, whoever sends it.
+
+    `body` is the Graph API request body without the recipient; status callbacks find the row by
+    `wamid` and only ever move it forward.
+    """
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (Index("ix_outbound_messages_due", "status", "next_attempt_at"),)
+
+    id = Column(Integer, primary_key=True)
+    contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True)
+    kind = Column(String(30), nullable=False)  # text, interactive, document, image, template
+    body = Column(JSON, nullable=False)
+    source = Column(String(50), nullable=False)  # "bot", "outreach:reminder", "inbox:rossi"
+    biz_opaque_callback_data = Column(String(512))
+    status = Column(
+        Enum(OutboundStatus, name="outbound_status", native_enum=False, length=20),
+        nullable=False,
+        default=OutboundStatus.queued,
+    )
+    wamid = Column(String(200), unique=True)
+    error_code = Column(Integer)
+    error_title = Column(String(300))
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    sent_at = Column(UTCDateTime)
+    delivered_at = Column(UTCDateTime)
+    read_at = Column(UTCDateTime)
+    failed_at = Column(UTCDateTime)
