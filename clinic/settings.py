@@ -28,6 +28,22 @@ class Settings(BaseSettings):
     default_language: str = Field("it", regex="^(it|en)$", description="When nothing tells the language.")
     slot_horizon_days: int = Field(21, ge=1, description="How far ahead bookable slots are generated.")
 
+    # WhatsApp Cloud API (the sandbox's defaults: `make run` talks to the local stand-in).
+    whatsapp_api_base_url: str = Field("http://localhost:5070", description="Graph API root (https://graph.facebook.com).")
+    whatsapp_api_version: str = Field("v23.0", description="Graph API version in request paths.")
+    whatsapp_phone_number_id: str = Field("100000000000001", description="The clinic's WhatsApp number id.")
+    whatsapp_access_token: str = Field("sandbox-access-token", description="System-user token (secret).")
+    whatsapp_app_secret: str = Field("sandbox-app-secret", description="Signs webhooks (secret).")
+    whatsapp_verify_token: str = Field("sandbox-verify-token", description="Webhook GET handshake token (secret).")
+    whatsapp_max_messages_per_second: float = Field(80, gt=0, description="Outbound pacing ceiling.")
+    whatsapp_window_template: str = Field(
+        "clinic_new_message", description="Utility template sent when the 24-hour window is closed."
+    )
+    whatsapp_webhook_url: str = Field(
+        "http://localhost:5005/webhooks/whatsapp/webhook", description="Where the sandbox delivers webhooks."
+    )
+    media_dir: Path = Field(PROJECT_ROOT / "var" / "media", description="Where received media files are kept.")
+
     @validator("clinic_timezone")
     def _known_zone(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls
         ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
