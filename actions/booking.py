@@ -13,8 +13,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import actor, core, db, guarded, language, render
-from actions.presenting import appointment_values, short_when, slot_values, specialty_name
-from clinic import catalog, patients, scheduling
+from actions.presenting import appointment_values, long_date, short_when, slot_values, specialty_name
+from clinic import catalog, patients, scheduling, waitlist
 from clinic.models import Relationship
 from clinic.settings import settings
 
@@ -226,14 +226,45 @@ class ActionAskSlotId(Action):
             offered = await core(scheduling.free_slots, db(), slot_query(tracker, start, horizon, doctor_id),
                                  limit=SLOTS_PER_PAGE + 1)
             intro = "utter_nearest_alternatives"
+        waitlist_button = {"title": render(domain, "utter_waitlist_button", lang), "payload": "/join_waitlist"}
         if not offered:
-            dispatcher.utter_message(response="utter_nothing_soon")
-            return [SlotSet("time", None), SlotSet("time_end", None), SlotSet("slot_page", 0)]
+            dispatcher.utter_message(response="utter_nothing_soon", buttons=[waitlist_button])
+            return [SlotSet("slot_page", 0)]
         buttons = [slot_button(domain, s, lang) for s in offered[:SLOTS_PER_PAGE]]
         if len(offered) > SLOTS_PER_PAGE:
             buttons.append({"title": render(domain, "utter_more_options", lang), "payload": "/more_options"})
+        if intro == "utter_nearest_alternatives":
+            buttons.append(waitlist_button)
         dispatcher.utter_message(response=intro, buttons=buttons)
         return []
+
+
+class ActionJoinWaitlist(Action):
+    """Nothing suits the patient: put them on the waitlist for what they asked, in the window asked."""
+
+    def name(self) -> str:
+        return "action_join_waitlist"
+
+    @guarded
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        specialty, doctor = tracker.get_slot("specialty"), tracker.get_slot("doctor")
+        profile = await core(patients.contact_profile, db(), tracker.sender_id)
+        patient_id = booking_patient(tracker, profile)
+        doctor_id = await core(catalog.practitioner_id, db(), doctor) if doctor else None
+        if patient_id is None or (specialty is None and doctor_id is None):
+            dispatcher.utter_message(response="utter_waitlist_how")
+            return reset_booking()
+        zone = settings().zone
+        today = datetime.now(zone).date()
+        start, end = time_window(tracker) or scheduling.day_window(today, today + timedelta(
+            days=settings().slot_horizon_days))
+        entry = await core(waitlist.join, db(), patient_id=patient_id, specialty=specialty,
+                           practitioner_id=doctor_id, wanted_from=max(start.astimezone(zone).date(), today),
+                           wanted_until=max((end - timedelta(seconds=1)).astimezone(zone).date(), today))
+        lang = language(tracker)
+        dispatcher.utter_message(response="utter_waitlist_joined", first_day=long_date(entry.wanted_from, lang),
+                                 last_day=long_date(entry.wanted_until, lang))
+        return reset_booking()
 
 
 class ActionAskBookingConfirmed(Action):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from babel.dates import format_date, format_time
 
@@ -14,7 +14,12 @@ from clinic.settings import settings
 def when(moment: datetime, lang: str) -> dict[str, str]:
     """{"date": "martedì 1 dicembre", "time": "09:30"} in the clinic's zone."""
     local = moment.astimezone(settings().zone)
-    return {"date": format_date(local, "EEEE d MMMM", locale=lang), "time": format_time(local, "HH:mm", locale=lang)}
+    return {"date": long_date(local.date(), lang), "time": format_time(local, "HH:mm", locale=lang)}
+
+
+def long_date(day: date, lang: str) -> str:
+    """A local calendar day as patients read it: "martedì 1 dicembre"."""
+    return format_date(day, "EEEE d MMMM", locale=lang)
 
 
 def short_when(moment: datetime, lang: str) -> dict[str, str]:

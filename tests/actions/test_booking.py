@@ -9,9 +9,10 @@ from actions.booking import (
     ActionAskPatientId,
     ActionAskSlotId,
     ActionBookAppointment,
+    ActionJoinWaitlist,
     ValidateBookingForm,
 )
-from clinic import scheduling
+from clinic import scheduling, waitlist
 from clinic.models import Appointment, Patient
 from tests.actions.conftest import CHIARA, GIOVANNI, STRANGER, next_weekday, responses, tracker
 
@@ -151,3 +152,31 @@ async def test_unknown_specialties_and_past_times_are_refused_with_a_reason(clin
     past = tracker(slots={"time": "2020-01-01T09:00:00+01:00", "time_end": "2020-01-01T10:00:00+01:00"})
     assert (await form.validate_time("2020-01-01T09:00:00+01:00", dispatcher, past, domain))["time"] is None
     assert responses(dispatcher)[-1] == "utter_time_in_past"
+
+
+async def test_the_nearest_alternatives_come_with_a_waitlist_button(clinic_db, domain):
+    sunday = next_weekday(6)
+    slots = {"specialty": "cardiology", "time": sunday.isoformat(),
+             "time_end": (sunday + timedelta(days=1)).isoformat()}
+    dispatcher = CollectingDispatcher()
+    await ActionAskSlotId().run(dispatcher, tracker(slots=slots), domain)
+    assert dispatcher.messages[1]["buttons"][-1] == {"title": "Lista d'attesa", "payload": "/join_waitlist"}
+
+
+async def test_joining_the_waitlist_records_the_window_asked_for(clinic_db, domain):
+    dispatcher = CollectingDispatcher()
+    events = await ActionJoinWaitlist().run(dispatcher, tracker(slots=monday_morning()), domain)
+    [entry] = waitlist.entries(clinic_db, patient_id=1)
+    monday = next_weekday(0).date()
+    assert (entry.specialty, entry.wanted_from, entry.wanted_until) == ("cardiology", monday, monday)
+    assert responses(dispatcher) == ["utter_waitlist_joined"]
+    assert dispatcher.messages[0]["first_day"] == dispatcher.messages[0]["last_day"]
+    assert dispatcher.messages[0]["first_day"].startswith("lunedì ")
+    assert SlotSet("specialty", None) in events
+
+
+async def test_the_waitlist_needs_to_know_what_for(clinic_db, domain):
+    dispatcher = CollectingDispatcher()
+    await ActionJoinWaitlist().run(dispatcher, tracker(), domain)
+    assert responses(dispatcher) == ["utter_waitlist_how"]
+    assert waitlist.entries(clinic_db, patient_id=1) == []
