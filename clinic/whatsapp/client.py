@@ -1,0 +1,774 @@
+"""The one WhatsApp sending client: a durable outbox in the clinic database, delivered to the Graph API.
+
+Everyone who sends (the Rasa channel, the outreach jobs, the nurse inbox) calls `enqueue()`; a
+delivery loop (`start()`, or `deliver_due()` once) sends what is due. Rules it keeps:
+
+- **Durable and exactly-one-sender.** A row is claimed atomically (queued & due → sending, with a
+  lease); two processes never send the same row, and a row left in `sending` by a crashed process
+  is sent again once its lease runs out (at-least-once).
+- **Per-recipient order.** A contact's next message is claimed only after the previous one was
+  accepted (or given up on).
+- **Retries** with exponential backoff and jitter for what `clinic.whatsapp.errors` calls
+  transient; none for permanent errors; account-level problems are retried and logged at ERROR.
+- **Pacing.** The phone number's throughput (`max_messages_per_second`, in this process) and
+  Meta's pair rate (about one message every 6 s to one person, short bursts allowed): before a
+  message is claimed, the contact's recent sends (from the database, so every process sees them)
+  must leave room in a token bucket of `pair_burst` messages refilled every `pair_interval` s. A
+  turn of text + list + document goes out at once; a flood to one person is spaced.
+- **The 24-hour window.** A free-form message to a contact who has not written for 24 h (or never)
+  is stored `held`, and the window template ("the clinic has written to you") is queued instead,
+  once per closed window. `contact_wrote()` releases held messages in order. A `131047` from Meta
+  (the clocks disagreed) turns into the same fallback.
+- **Status callbacks** move a row forward only (sent < delivered < read); `failed` records Meta's code.
+
+Logs carry outbox ids, wamids and error codes, never text, names or phone numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import os
+import random
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session, aliased
+
+from clinic.db import Database
+from clinic.models import Contact, OutboundMessage, OutboundStatus, utcnow
+from clinic.whatsapp.errors import PAIR_RATE_LIMIT, RE_ENGAGEMENT, Action, GraphError, classify
+from clinic.whatsapp.outbound import LOCAL_PATH, MEDIA_KINDS, template_message
+from clinic.whatsapp.types import GraphConfig, StatusUpdate
+
+logger = logging.getLogger(__name__)
+
+WINDOW = timedelta(hours=24)
+WINDOW_SOURCE = "whatsapp:window"  # `source` of the window templates this client queues itself
+OPAQUE_MAX = 512
+_OUTBOX_OPAQUE = re.compile(r"^outbox:(\d+)$")
+
+_ACTIVE = (OutboundStatus.queued, OutboundStatus.sending)
+_RANK = {
+    OutboundStatus.held: 0,
+    OutboundStatus.queued: 0,
+    OutboundStatus.sending: 0,
+    OutboundStatus.sent: 1,
+    OutboundStatus.delivered: 2,
+    OutboundStatus.read: 3,
+}
+
+
+def default_window_parameters(contact: Contact) -> list[str]:
+    """Body parameters of the window template: the sandbox's (and the suggested Meta) template greets
+    the contact by name (`{{1}}`); without a WhatsApp profile name a wave stands in, in any language.
+    """
+    name = " ".join((contact.profile_name or "").split())[:60]
+    return [name or "👋"]
+
+
+@dataclass
+class _Job:
+    """One claimed row, with what is needed to send it outside the claiming transaction."""
+
+    id: int
+    contact_id: int
+    kind: str
+    body: dict
+    to: str | None
+    recipient: str | None
+    opaque: str
+    attempts: int
+    extra: dict = field(default_factory=dict)
+
+
+class _Throughput:
+    """A token bucket for this process's sends: `rate` a second, a second's worth saved up."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated: float | None = None
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if self.updated is not None:
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+def pair_delay(recent: Iterable[datetime], now: datetime, burst: int, interval: float) -> float:
+    """Seconds to wait before one more message to a person who was sent `recent` (any order).
+
+    Meta's pair rate as a token bucket (`burst` messages, one more every `interval` s): a send at t is
+    allowed when every window [s, t] starting at an earlier send s holds at most
+    `burst + (t - s) / interval` messages, this one included.
+    """
+    times = sorted(recent, reverse=True)
+    earliest = now
+    for count, start in enumerate(times, start=1):
+        allowed_at = start + timedelta(seconds=(count + 1 - burst) * interval)
+        earliest = max(earliest, allowed_at)
+    return (earliest - now).total_seconds()
+
+
+class WhatsAppClient:
+    """Sends through the Graph API from the durable outbox; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        db: Database,
+        config: GraphConfig,
+        *,
+        retry_base_delay: float = 2.0,
+        retry_max_delay: float = 900.0,
+        max_attempts: int = 8,
+        pair_burst: int = 10,
+        pair_interval: float = 6.0,
+        sending_lease: float = 60.0,
+        poll_interval: float = 2.0,
+        concurrency: int = 8,
+        request_timeout: float = 20.0,
+        default_language: str | None = None,
+        window_parameters: Callable[[Contact], list[str]] = default_window_parameters,
+        window_quick_replies: tuple[str | None, ...] = (),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.retry_base_delay = retry_base_delay
+        self.retry_max_delay = retry_max_delay
+        self.max_attempts = max_attempts
+        self.pair_burst = pair_burst
+        self.pair_interval = pair_interval
+        self.sending_lease = sending_lease
+        self.poll_interval = poll_interval
+        self.concurrency = concurrency
+        self.request_timeout = request_timeout
+        if default_language is None:
+            from clinic.settings import settings
+
+            default_language = settings().default_language
+        self.default_language = default_language
+        self.window_parameters = window_parameters
+        self.window_quick_replies = window_quick_replies
+        self.clock = clock
+        self._postgres = db.engine.dialect.name == "postgresql"
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._closing = False
+        self._throughput = _Throughput(config.max_messages_per_second)
+        self._kick_lock = threading.Lock()
+
+    # --- enqueue and the 24-hour window (sync: one short transaction each) ---------------------
+
+    def enqueue(self, contact_id: int, bodies: list[dict], *, source: str, opaque: str | None = None) -> list[int]:
+        """Store `bodies` (Graph bodies without recipient) for `contact_id`, in order; the new row ids.
+
+        Free-form messages to a contact outside the 24-hour window are held and the window template
+        is queued instead (once per closed window). Wakes the delivery loop.
+        """
+        if opaque is not None and len(opaque) > OPAQUE_MAX:
+            raise ValueError(f"biz_opaque_callback_data is limited to {OPAQUE_MAX} characters")
+        for body in bodies:
+            if not isinstance(body, dict) or not body.get("type"):
+                raise ValueError("each body must be a Graph API message body with a `type`")
+        now = self.clock()
+        ids: list[int] = []
+        with self.db.transaction() as session:
+            contact = self._lock_contact(session, contact_id)
+            hold = not self._window_open(contact, now) or self._has_held(session, contact_id)
+            held_any = False
+            for body in bodies:
+                kind = str(body["type"])
+                status = OutboundStatus.held if hold and kind != "template" else OutboundStatus.queued
+                held_any |= status is OutboundStatus.held
+                row = OutboundMessage(
+                    contact_id=contact_id,
+                    kind=kind,
+                    body=body,
+                    source=source,
+                    biz_opaque_callback_data=opaque,
+                    status=status,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                session.add(row)
+                session.flush()
+                if opaque is None:
+                    row.biz_opaque_callback_data = f"outbox:{row.id}"
+                ids.append(row.id)
+            if held_any:
+                self._ensure_window_template(session, contact, now)
+        logger.info("outbox %s enqueued for contact %s (%s)", ids, contact_id, "held" if held_any else "queued")
+        self.kick()
+        return ids
+
+    def contact_wrote(self, contact_id: int, at: datetime) -> None:
+        """The contact wrote at `at`: the window is open again, held messages go out in order."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            contact = self._lock_contact(session, contact_id)
+            if contact.last_inbound_at is None or at > contact.last_inbound_at:
+                contact.last_inbound_at = at
+            if not self._window_open(contact, now):
+                return
+            released = session.execute(
+                update(OutboundMessage)
+                .where(OutboundMessage.contact_id == contact_id, OutboundMessage.status == OutboundStatus.held)
+                .values(status=OutboundStatus.queued, next_attempt_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            # A window template still waiting to go out would now only confuse: the patient is here.
+            dropped = session.execute(
+                update(OutboundMessage)
+                .where(
+                    OutboundMessage.contact_id == contact_id,
+                    OutboundMessage.source == WINDOW_SOURCE,
+                    OutboundMessage.status == OutboundStatus.queued,
+                )
+                .values(status=OutboundStatus.failed, failed_at=now, error_title="window reopened before it was sent")
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        if released or dropped:
+            logger.info("contact %s wrote: %d held released, %d window templates dropped", contact_id, released,
+                        dropped)
+        self.kick()
+
+    def _lock_contact(self, session: Session, contact_id: int) -> Contact:
+        query = select(Contact).where(Contact.id == contact_id)
+        if self._postgres:
+            query = query.with_for_update()
+        contact = session.execute(query).scalar_one_or_none()
+        if contact is None:
+            raise LookupError(f"contact {contact_id} does not exist")
+        return contact
+
+    @staticmethod
+    def _window_open(contact: Contact, now: datetime) -> bool:
+        return contact.last_inbound_at is not None and now - contact.last_inbound_at < WINDOW
+
+    @staticmethod
+    def _has_held(session: Session, contact_id: int) -> bool:
+        query = select(OutboundMessage.id).where(
+            OutboundMessage.contact_id == contact_id, OutboundMessage.status == OutboundStatus.held
+        )
+        return session.execute(query.limit(1)).first() is not None
+
+    def _ensure_window_template(self, session: Session, contact: Contact, now: datetime) -> int | None:
+        """Queue the window template unless one was already queued since the contact last wrote."""
+        since = contact.last_inbound_at or datetime(1970, 1, 1, tzinfo=timezone.utc)
+        already = session.execute(
+            select(OutboundMessage.id)
+            .where(
+                OutboundMessage.contact_id == contact.id,
+                OutboundMessage.source == WINDOW_SOURCE,
+                OutboundMessage.created_at >= since,
+            )
+            .limit(1)
+        ).first()
+        if already is not None:
+            return None
+        body = template_message(
+            self.config.window_template,
+            contact.language or self.default_language,
+            body_parameters=self.window_parameters(contact),
+            quick_replies=self.window_quick_replies,
+        )
+        row = OutboundMessage(
+            contact_id=contact.id,
+            kind="template",
+            body=body,
+            source=WINDOW_SOURCE,
+            status=OutboundStatus.queued,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        session.add(row)
+        session.flush()
+        row.biz_opaque_callback_data = f"outbox:{row.id}"
+        logger.info("outbox %s: window template queued for contact %s", row.id, contact.id)
+        return row.id
+
+    def _window_fallback(self, session: Session, row: OutboundMessage, now: datetime, attempted_at: datetime) -> None:
+        """Meta said 131047 for `row`: hold it (and the contact's other queued free-form messages) and
+        queue the window template; or send it again at once if the contact wrote after the attempt.
+        """
+        contact = self._lock_contact(session, row.contact_id)
+        row.wamid = None
+        row.sent_at = None
+        row.error_code = RE_ENGAGEMENT
+        if contact.last_inbound_at is not None and contact.last_inbound_at > attempted_at and self._window_open(
+            contact, now
+        ):
+            row.status = OutboundStatus.queued
+            row.next_attempt_at = now
+            logger.info("outbox %s: 131047 but contact %s wrote since; sent again", row.id, row.contact_id)
+            return
+        row.status = OutboundStatus.held
+        session.execute(
+            update(OutboundMessage)
+            .where(
+                OutboundMessage.contact_id == row.contact_id,
+                OutboundMessage.status == OutboundStatus.queued,
+                OutboundMessage.kind != "template",
+            )
+            .values(status=OutboundStatus.held)
+            .execution_options(synchronize_session=False)
+        )
+        logger.info("outbox %s: 131047, held until contact %s writes", row.id, row.contact_id)
+        self._ensure_window_template(session, contact, now)
+
+    # --- status callbacks -----------------------------------------------------------------------
+
+    def apply_status(self, status: StatusUpdate) -> None:
+        """Record a status callback: forward moves only; `failed` keeps Meta's code; 131047 → window fallback."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            row = self._row_for_status(session, status)
+            if row is None:
+                logger.info("status %s for unknown wamid %s ignored", status.status, status.wamid)
+                return
+            when = status.timestamp
+            if status.status == "failed":
+                self._apply_failed(session, row, status, now)
+                return
+            new = {"sent": OutboundStatus.sent, "delivered": OutboundStatus.delivered, "read": OutboundStatus.read}.get(
+                status.status
+            )
+            if new is None:
+                logger.info("outbox %s: status %r ignored", row.id, status.status)
+                return
+            if row.sent_at is None:
+                row.sent_at = when
+            if new in (OutboundStatus.delivered, OutboundStatus.read) and (
+                row.delivered_at is None or when < row.delivered_at
+            ):
+                row.delivered_at = when  # read implies delivered, when `delivered` was skipped or is late
+            if new is OutboundStatus.read and (row.read_at is None or when < row.read_at):
+                row.read_at = when
+            if row.status is not OutboundStatus.failed and _RANK[new] > _RANK.get(row.status, 0):
+                row.status = new
+
+    def _row_for_status(self, session: Session, status: StatusUpdate) -> OutboundMessage | None:
+        query = select(OutboundMessage).where(OutboundMessage.wamid == status.wamid)
+        row = session.execute(query).scalar_one_or_none()
+        if row is None:
+            # The callback may overtake the HTTP answer that tells us the wamid: our own opaque
+            # `outbox:<id>` finds the row, but only while it is still being sent.
+            match = _OUTBOX_OPAQUE.match(status.biz_opaque_callback_data or "")
+            if match:
+                candidate = session.get(OutboundMessage, int(match.group(1)))
+                if candidate is not None and candidate.status is OutboundStatus.sending and candidate.wamid is None:
+                    candidate.wamid = status.wamid
+                    row = candidate
+        if row is not None and self._postgres:
+            # contact first, then the row: the order every writer here takes its locks in
+            self._lock_contact(session, row.contact_id)
+            session.refresh(row, with_for_update=True)
+        return row
+
+    def _apply_failed(self, session: Session, row: OutboundMessage, status: StatusUpdate, now: datetime) -> None:
+        if row.status in (OutboundStatus.delivered, OutboundStatus.read, OutboundStatus.failed):
+            logger.info("outbox %s: late failed (code %s) after %s ignored", row.id, status.error_code,
+                        row.status.value)
+            return
+        if status.error_code == RE_ENGAGEMENT and row.kind != "template":
+            self._window_fallback(session, row, now, attempted_at=row.sent_at or status.timestamp)
+            return
+        row.status = OutboundStatus.failed
+        row.error_code = status.error_code
+        row.error_title = (status.error_title or "")[:300] or None
+        row.failed_at = status.timestamp
+        verdict = classify(status.error_code, None)
+        level = logging.ERROR if verdict.action is Action.alert else logging.WARNING
+        logger.log(level, "outbox %s wamid %s failed: code %s (%s)", row.id, row.wamid, status.error_code,
+                   verdict.action.value)
+
+    # --- the delivery loop ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the background delivery loop on the running event loop."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._closing = False
+        await self._ensure_session()
+        self._task = asyncio.create_task(self._run(), name="whatsapp-delivery")
+
+    async def close(self) -> None:
+        """Stop the loop (after the pass in progress) and close the HTTP session."""
+        self._closing = True
+        if self._task is not None:
+            self._wake_now()
+            try:
+                await asyncio.wait_for(self._task, timeout=self.request_timeout + 5)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def kick(self) -> None:
+        """Wake the delivery loop now (from any thread); a no-op when no loop runs."""
+        with self._kick_lock:
+            self._wake_now()
+
+    def _wake_now(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while not self._closing:
+            self._wake.clear()
+            try:
+                await self.deliver_due()
+                delay = await asyncio.to_thread(self._next_due_in)
+            except Exception as error:  # noqa: BLE001 - the loop must survive; no message text in logs
+                logger.error("delivery pass failed: %s", type(error).__name__)
+                delay = self.poll_interval
+            if self._closing:
+                break
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, delay))
+            except asyncio.TimeoutError:
+                pass
+
+    def _next_due_in(self) -> float:
+        with self.db.reading() as session:
+            due = session.execute(
+                select(OutboundMessage.next_attempt_at)
+                .where(OutboundMessage.status.in_(_ACTIVE))
+                .order_by(OutboundMessage.next_attempt_at)
+                .limit(1)
+            ).scalar_one_or_none()
+        if due is None:
+            return self.poll_interval
+        return min(self.poll_interval, max(0.0, (due - self.clock()).total_seconds()))
+
+    async def deliver_due(self) -> int:
+        """One pass: send everything that is due and may go now; the number of messages accepted."""
+        await self._ensure_session()
+        accepted = 0
+        while True:
+            jobs = await asyncio.to_thread(self._claim, self.concurrency)
+            if not jobs:
+                return accepted
+            results = await asyncio.gather(*(self._deliver(job) for job in jobs))
+            accepted += sum(results)
+
+    # claiming
+
+    def _claim(self, limit: int) -> list[_Job]:
+        """Atomically move up to `limit` due rows (each the next of its contact) to `sending`."""
+        now = self.clock()
+        jobs: list[_Job] = []
+        need_template: set[int] = set()
+        earlier = aliased(OutboundMessage)
+        blocked = exists().where(
+            earlier.contact_id == OutboundMessage.contact_id,
+            earlier.id < OutboundMessage.id,
+            earlier.status.in_(_ACTIVE),
+        )
+        query = (
+            select(OutboundMessage)
+            .where(OutboundMessage.status.in_(_ACTIVE), OutboundMessage.next_attempt_at <= now, ~blocked)
+            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True, of=OutboundMessage)
+        with self.db.transaction() as session:
+            for row in session.execute(query).scalars().all():
+                contact = session.get(Contact, row.contact_id)
+                if row.kind != "template" and (
+                    not self._window_open(contact, now) or self._has_held_before(session, row)
+                ):
+                    row.status = OutboundStatus.held
+                    need_template.add(row.contact_id)
+                    logger.info("outbox %s held: contact %s's 24-hour window is closed", row.id, row.contact_id)
+                    continue
+                if row.status is OutboundStatus.sending and row.attempts >= self.max_attempts:
+                    row.status = OutboundStatus.failed
+                    row.failed_at = now
+                    row.error_title = "lease expired on the last attempt"
+                    logger.error("outbox %s failed: lease expired after %d attempts", row.id, row.attempts)
+                    continue
+                wait = pair_delay(self._recent_sends(session, row.contact_id, now), now, self.pair_burst,
+                                  self.pair_interval)
+                if wait > 0:
+                    row.status = OutboundStatus.queued
+                    row.next_attempt_at = now + timedelta(seconds=wait)
+                    logger.debug("outbox %s paced %.1f s for contact %s", row.id, wait, row.contact_id)
+                    continue
+                row.status = OutboundStatus.sending
+                row.attempts += 1
+                row.next_attempt_at = now + timedelta(seconds=self.sending_lease)
+                jobs.append(
+                    _Job(
+                        id=row.id,
+                        contact_id=row.contact_id,
+                        kind=row.kind,
+                        body=dict(row.body),
+                        to=contact.wa_id,
+                        recipient=None if contact.wa_id else contact.user_id,
+                        opaque=row.biz_opaque_callback_data or f"outbox:{row.id}",
+                        attempts=row.attempts,
+                    )
+                )
+        for contact_id in need_template:
+            with self.db.transaction() as session:
+                contact = self._lock_contact(session, contact_id)
+                self._ensure_window_template(session, contact, now)
+        return jobs
+
+    @staticmethod
+    def _has_held_before(session: Session, row: OutboundMessage) -> bool:
+        query = select(OutboundMessage.id).where(
+            OutboundMessage.contact_id == row.contact_id,
+            OutboundMessage.status == OutboundStatus.held,
+            OutboundMessage.id < row.id,
+        )
+        return session.execute(query.limit(1)).first() is not None
+
+    def _recent_sends(self, session: Session, contact_id: int, now: datetime) -> list[datetime]:
+        horizon = now - timedelta(seconds=max(3600.0, 4 * self.pair_burst * self.pair_interval))
+        return list(
+            session.execute(
+                select(OutboundMessage.sent_at)
+                .where(OutboundMessage.contact_id == contact_id, OutboundMessage.sent_at >= horizon)
+                .order_by(OutboundMessage.sent_at.desc())
+                .limit(200)
+            ).scalars()
+        )
+
+    # sending
+
+    async def _deliver(self, job: _Job) -> int:
+        """Send one claimed row; 1 when Meta accepted it."""
+        try:
+            await self._upload_local_media(job)
+            payload = self._addressed(job)
+            await self._throughput.acquire()
+            answer = await self._post_json(self.config.messages_url, payload)
+            wamid = (answer.get("messages") or [{}])[0].get("id")
+            if not wamid:
+                raise GraphError(200, None, "answer without a message id")
+        except GraphError as error:
+            await asyncio.to_thread(self._failed, job, error)
+            return 0
+        except OSError as error:  # the local media file: missing or unreadable
+            await asyncio.to_thread(
+                self._failed, job, GraphError(400, None, f"media file unreadable ({type(error).__name__})")
+            )
+            return 0
+        await asyncio.to_thread(self._accepted, job, wamid)
+        return 1
+
+    def _addressed(self, job: _Job) -> dict:
+        payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+        payload.update({k: v for k, v in job.body.items() if k not in ("to", "recipient")})
+        if job.to:
+            payload["to"] = job.to
+        else:
+            payload["recipient"] = job.recipient
+        payload["biz_opaque_callback_data"] = job.opaque
+        return payload
+
+    async def _upload_local_media(self, job: _Job) -> None:
+        """Replace a local file by an uploaded media id (stored, so a retry does not upload again)."""
+        kind = job.kind
+        media = job.body.get(kind) if kind in MEDIA_KINDS else None
+        if not isinstance(media, dict) or LOCAL_PATH not in media:
+            return
+        path = Path(media[LOCAL_PATH])
+        data = await asyncio.to_thread(path.read_bytes)
+        mime = media.get("mime_type") or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        filename = media.get("filename") or path.name
+        media_id = await self.upload_media(data, mime, filename)
+        uploaded = {k: v for k, v in media.items() if k not in (LOCAL_PATH, "mime_type")}
+        uploaded["id"] = media_id
+        job.body = {**job.body, kind: uploaded}
+        await asyncio.to_thread(self._store_body, job.id, job.body)
+
+    def _store_body(self, row_id: int, body: dict) -> None:
+        with self.db.transaction() as session:
+            session.execute(update(OutboundMessage).where(OutboundMessage.id == row_id).values(body=body))
+
+    def _accepted(self, job: _Job, wamid: str) -> None:
+        now = self.clock()
+        with self.db.transaction() as session:
+            row = session.get(OutboundMessage, job.id)
+            if row is None:
+                return
+            if row.wamid is None:
+                row.wamid = wamid
+            row.sent_at = row.sent_at or now
+            row.error_code = None
+            row.error_title = None
+            if row.status in _ACTIVE:
+                row.status = OutboundStatus.sent
+        logger.info("outbox %s accepted: wamid %s (attempt %d)", job.id, wamid, job.attempts)
+
+    def _failed(self, job: _Job, error: GraphError) -> None:
+        now = self.clock()
+        verdict = error.verdict
+        with self.db.transaction() as session:
+            if verdict.action is Action.window and job.kind != "template":
+                self._lock_contact(session, job.contact_id)
+            row = session.get(OutboundMessage, job.id)
+            if row is None or row.status is not OutboundStatus.sending:
+                return
+            if verdict.action is Action.window and job.kind != "template":
+                self._window_fallback(session, row, now, attempted_at=now)
+                return
+            row.error_code = error.code
+            row.error_title = (error.title or verdict.why)[:300]
+            retry = verdict.retried and row.attempts < self.max_attempts
+            if retry:
+                row.status = OutboundStatus.queued
+                row.next_attempt_at = now + timedelta(seconds=self._backoff(row.attempts, error))
+            else:
+                row.status = OutboundStatus.failed
+                row.failed_at = now
+        code = error.code if error.code is not None else f"HTTP {error.http_status}"
+        if retry:
+            level = logging.ERROR if verdict.action is Action.alert else logging.INFO
+            logger.log(level, "outbox %s attempt %d: %s (%s), retried", job.id, job.attempts, code,
+                       verdict.action.value)
+        elif verdict.retried:
+            logger.error("outbox %s failed after %d attempts: %s (%s)", job.id, job.attempts, code,
+                         verdict.action.value)
+        else:
+            logger.warning("outbox %s failed: %s (%s)", job.id, code, verdict.action.value)
+
+    def _backoff(self, attempts: int, error: GraphError) -> float:
+        """Exponential backoff with equal jitter; the pair rate asks for at least one pair interval."""
+        delay = min(self.retry_max_delay, self.retry_base_delay * 2 ** max(0, attempts - 1))
+        if error.code == PAIR_RATE_LIMIT:
+            delay = max(delay, min(self.pair_interval, self.retry_max_delay))
+        delay = delay / 2 + random.uniform(0, delay / 2)
+        if error.retry_after:
+            delay = max(delay, min(error.retry_after, self.retry_max_delay))
+        return delay
+
+    # --- HTTP -------------------------------------------------------------------------------------
+
+    async def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+                headers={"Authorization": f"Bearer {self.config.access_token}"},
+            )
+        return self._session
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any, bytes, str]:
+        """(status, JSON or None, raw bytes, content type); GraphError for an error or no answer."""
+        session = await self._ensure_session()
+        try:
+            async with session.request(method, url, **kwargs) as response:
+                raw = await response.read()
+                content_type = response.headers.get("Content-Type", "")
+                data = None
+                if "json" in content_type:
+                    try:
+                        data = await response.json(content_type=None)
+                    except ValueError:
+                        data = None
+                if response.status >= 400 or (isinstance(data, dict) and "error" in data):
+                    raise _graph_error(response.status, data, response.headers.get("Retry-After"))
+                return response.status, data, raw, content_type
+        except asyncio.TimeoutError:
+            raise GraphError(None, None, "timeout") from None
+        except aiohttp.ClientError as error:
+            raise GraphError(None, None, f"connection error ({type(error).__name__})") from None
+
+    async def _post_json(self, url: str, payload: dict) -> dict:
+        _, data, _, _ = await self._call("POST", url, json=payload)
+        return data if isinstance(data, dict) else {}
+
+    async def mark_read(self, wamid: str, typing: bool = True) -> bool:
+        """Blue ticks for `wamid`, with the typing indicator while the bot works. Best effort, not queued."""
+        payload: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+        if typing:
+            payload["typing_indicator"] = {"type": "text"}
+        try:
+            await self._throughput.acquire()
+            await self._post_json(self.config.messages_url, payload)
+        except GraphError as error:
+            logger.info("mark read %s failed: code %s, HTTP %s", wamid, error.code, error.http_status)
+            return False
+        return True
+
+    async def upload_media(self, data: bytes, mime: str, filename: str) -> str:
+        """Upload a file to the media endpoint; its media id (valid 30 days at Meta)."""
+        form = aiohttp.FormData()
+        form.add_field("messaging_product", "whatsapp")
+        form.add_field("type", mime)
+        form.add_field("file", data, filename=os.path.basename(filename) or "file", content_type=mime)
+        _, answer, _, _ = await self._call("POST", self.config.media_url, data=form)
+        media_id = answer.get("id") if isinstance(answer, dict) else None
+        if not media_id:
+            raise GraphError(200, None, "media upload answered without an id")
+        logger.info("media uploaded: id %s (%d bytes)", media_id, len(data))
+        return str(media_id)
+
+    async def download_media(self, media_id: str) -> tuple[bytes, str]:
+        """A received media file: (bytes, mime type). Two calls: the media's URL, then the file."""
+        url = f"{self.config.api_base_url}/{self.config.api_version}/{media_id}"
+        _, info, _, _ = await self._call("GET", url)
+        if not isinstance(info, dict) or not info.get("url"):
+            raise GraphError(200, None, "media lookup answered without a url")
+        _, _, raw, content_type = await self._call("GET", info["url"])
+        mime = info.get("mime_type") or content_type.split(";")[0].strip() or "application/octet-stream"
+        return raw, mime
+
+
+def _graph_error(http_status: int, data: Any, retry_after: str | None) -> GraphError:
+    error = data.get("error") if isinstance(data, dict) else None
+    code = title = None
+    if isinstance(error, dict):
+        try:
+            code = int(error.get("code")) if error.get("code") is not None else None
+        except (TypeError, ValueError):
+            code = None
+        title = str(error.get("message") or error.get("title") or "")[:300] or None
+    seconds = None
+    if retry_after:
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            seconds = None
+    return GraphError(http_status, code, title, retry_after=seconds)
+
+
+__all__ = ["WhatsAppClient", "pair_delay", "default_window_parameters", "WINDOW_SOURCE"]
