@@ -18,6 +18,8 @@ from clinic.demo import seed
 from clinic.models import metadata
 from clinic.settings import settings
 
+pytest_plugins = ["tests.whatsapp_sandbox"]
+
 POSTGRES_ENV = "CLINIC_TEST_POSTGRES_URL"
 # A Monday well inside the demo's horizon, without holidays in its first week.
 DEMO_TODAY = date(2027, 3, 1)
