@@ -1,0 +1,456 @@
+"""The Rasa channel `whatsapp`: Meta's webhook in, the clinic's one WhatsApp client out.
+
+`credentials.yml`:
+
+    clinic.whatsapp.channel.WhatsAppInput:
+      access_token: ${WHATSAPP_ACCESS_TOKEN}
+      ...
+
+Routes (under `/webhooks/whatsapp/`): `GET /` health, `GET /webhook` Meta's verification
+handshake, `POST /webhook` the signed events.
+
+A POST is checked (size 413, signature 403, shape 400), then every message in it is stored
+(once per `wamid`) and only then answered 200: nothing acknowledged can be lost, and a redelivery
+is recognised by its `wamid`. The bot works after the acknowledgement: one worker task per
+contact takes that contact's pending messages in the order they were stored, so a patient's
+messages are answered in order while different patients are served in parallel. A message the
+bot fails on is retried (`max_attempts` in all), then marked `failed`. Messages still pending
+when the process stopped are picked up when the server starts again.
+
+Logs carry ids only (wamids, row ids, contact ids): never text, names or phone numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import inspect
+import json
+import logging
+import mimetypes
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from clinic.db import Database, database
+from clinic.settings import settings
+from clinic.whatsapp import store
+from clinic.whatsapp.types import GraphConfig, StatusUpdate
+from clinic.whatsapp.webhook import SIGNATURE_HEADER, parse, verify_signature
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000  # Meta's webhooks are a few KB; batches stay far below this
+MAX_ATTEMPTS = 3
+RETRY_DELAY_SECONDS = 1.0  # doubled after each failed attempt
+BOT_READY_POLL_SECONDS = 0.5
+
+
+async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a client method whether it is a coroutine or blocking (then off the event loop)."""
+    if inspect.iscoroutinefunction(function):
+        return await function(*args, **kwargs)
+    result = await asyncio.to_thread(function, *args, **kwargs)
+    return await result if inspect.isawaitable(result) else result
+
+
+class WhatsAppOutput(OutputChannel):
+    """Bot messages → Graph API bodies → the durable outbox (the client sends and retries)."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "whatsapp"
+
+    def __init__(self, client: Any, db: Database, contact_id: int | None = None) -> None:
+        self.client = client
+        self.db = db
+        self.contact_id = contact_id
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        """One Rasa message (text, buttons, image, custom…) becomes its Graph bodies in one go."""
+        from clinic.whatsapp.outbound import to_graph_messages
+
+        contact_id = self.contact_id
+        if contact_id is None:
+            contact_id = await asyncio.to_thread(store.contact_for_sender_id, self.db, recipient_id)
+        if contact_id is None:
+            logger.warning("bot message for a conversation without a WhatsApp contact dropped")
+            return
+        bodies = to_graph_messages(message)
+        if not bodies:
+            return
+        ids = await _call(self.client.enqueue, contact_id, bodies, source="bot")
+        self.client.kick()
+        logger.debug("contact %s: bot message queued as outbox rows %s", contact_id, ids)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text})
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_response(recipient_id, {"text": text, "buttons": buttons})
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"image": image})
+
+    async def send_attachment(self, recipient_id: str, attachment: Any, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"attachment": attachment})
+
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"custom": json_message})
+
+
+class WhatsAppInput(InputChannel):
+    """Meta's webhook as a Rasa input channel (see the module docstring)."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "whatsapp"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WhatsAppInput:
+        return cls(GraphConfig.from_credentials(credentials or {}, settings()))
+
+    def __init__(
+        self,
+        config: GraphConfig,
+        *,
+        db: Database | None = None,
+        client: Any = None,
+        media_dir: Path | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_attempts: int = MAX_ATTEMPTS,
+        retry_delay: float = RETRY_DELAY_SECONDS,
+    ) -> None:
+        self.config = config
+        self._db = db
+        self._client = client
+        self._media_dir = media_dir
+        self.max_body_bytes = max_body_bytes
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.inbox: Inbox | None = None
+
+    @property
+    def db(self) -> Database:
+        return self._db or database()
+
+    @property
+    def client(self) -> Any:
+        """The one WhatsApp client, created on first use (never at import or construction)."""
+        if self._client is None:
+            from clinic.whatsapp.client import WhatsAppClient
+
+            self._client = WhatsAppClient(self.db, self.config)
+        return self._client
+
+    @property
+    def media_dir(self) -> Path:
+        return self._media_dir or settings().media_dir
+
+    def get_output_channel(self) -> OutputChannel:
+        """For messages Rasa sends on its own (e.g. `trigger_intent`): the contact is looked up."""
+        return WhatsAppOutput(self.client, self.db)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        inbox = self.inbox = Inbox(self, on_new_message)
+        webhook = Blueprint("whatsapp_webhook", __name__)
+
+        @webhook.listener("after_server_start")
+        async def start(app: Any, _loop: Any = None) -> None:
+            await inbox.start(app)
+
+        @webhook.listener("before_server_stop")
+        async def stop(_app: Any, _loop: Any = None) -> None:
+            await inbox.stop()
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            return self._handshake(request)
+
+        @webhook.route("/webhook", methods=["POST"], stream=True)
+        async def receive(request: Request) -> HTTPResponse:
+            return await self._receive(request)
+
+        return webhook
+
+    def _handshake(self, request: Request) -> HTTPResponse:
+        mode = request.args.get("hub.mode")
+        token = request.args.get("hub.verify_token") or ""
+        challenge = request.args.get("hub.challenge")
+        expected = self.config.verify_token or ""
+        if (
+            mode == "subscribe"
+            and challenge
+            and expected
+            and hmac.compare_digest(token.encode("utf-8", "replace"), expected.encode())
+        ):
+            logger.info("webhook verification handshake accepted")
+            return response.text(challenge)
+        logger.warning("webhook verification handshake refused (mode %r)", mode)
+        return response.text("forbidden", status=403)
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The raw body, or None when it is larger than allowed (nothing more is kept)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return None
+        body = bytearray()
+        while True:
+            chunk = await request.stream.read()
+            if chunk is None:
+                return bytes(body)
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                return None
+
+    async def _receive(self, request: Request) -> HTTPResponse:
+        raw = await self._read_body(request)
+        if raw is None:
+            logger.warning("webhook refused: body over %d bytes", self.max_body_bytes)
+            return response.text("payload too large", status=413)
+        if not verify_signature(self.config.app_secret, raw, request.headers.get(SIGNATURE_HEADER)):
+            logger.warning(
+                "webhook refused: %s signature (%d bytes)",
+                "wrong" if request.headers.get(SIGNATURE_HEADER) else "missing",
+                len(raw),
+            )
+            return response.text("forbidden", status=403)
+        try:
+            batch = parse(json.loads(raw))
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:
+            logger.warning("webhook refused: malformed body (%s, %d bytes)", type(error).__name__, len(raw))
+            return response.text("bad request", status=400)
+        batch.messages = [m for m in batch.messages if self._ours(m.phone_number_id, m.wamid)]
+        try:
+            stored = await asyncio.to_thread(store.save, self.db, batch)
+        except Exception as error:  # noqa: BLE001 - answer 500 so Meta delivers again; log no content
+            logger.error("webhook batch not stored (%s): Meta will redeliver", type(error).__name__)
+            return response.text("not stored", status=500)
+        assert self.inbox is not None
+        self.inbox.after_storing(stored, batch.statuses)
+        logger.info(
+            "webhook stored %d new of %d messages, %d statuses",
+            len(stored), len(batch.messages), len(batch.statuses),
+        )
+        return response.text("EVENT_RECEIVED")
+
+    def _ours(self, phone_number_id: str, wamid: str) -> bool:
+        if phone_number_id and self.config.phone_number_id and phone_number_id != self.config.phone_number_id:
+            logger.warning("message %s for another phone number id ignored", wamid)
+            return False
+        return True
+
+
+class Inbox:
+    """The stored messages' way to the bot: one sequential worker per contact."""
+
+    def __init__(self, channel: WhatsAppInput, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        self.channel = channel
+        self.on_new_message = on_new_message
+        self.workers: dict[int, asyncio.Task] = {}
+        self._dirty: set[int] = set()  # contacts woken while their worker was looking
+        self._ready: asyncio.Event | None = None
+        self._app: Any = None
+        self._background: set[asyncio.Task] = set()
+        self._client_started = False
+
+    @property
+    def ready(self) -> asyncio.Event:
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        return self._ready
+
+    async def start(self, app: Any) -> None:
+        """After the server started: start the client's delivery loop, then hand the bot what is
+        still pending (stored before a restart).
+        """
+        self._app = app
+        try:
+            await _call(self.channel.client.start)
+            self._client_started = True
+        except Exception as error:  # noqa: BLE001 - the webhook must still store what arrives
+            logger.error("WhatsApp client did not start (%s)", type(error).__name__)
+        self._spawn(self._recover())
+
+    async def _recover(self) -> None:
+        await self._bot_ready()
+        self.ready.set()
+        pending = await asyncio.to_thread(store.contacts_with_pending, self.channel.db)
+        if pending:
+            logger.info("recovering pending messages of %d contacts", len(pending))
+        await self._contacts_wrote(pending)
+        for contact_id in pending:
+            self.wake(contact_id)
+
+    async def stop(self) -> None:
+        """Workers stop where they are (their rows stay pending for the next start); the client closes."""
+        tasks = [*self.workers.values(), *self._background]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client_started:
+            try:
+                await _call(self.channel.client.close)
+            except Exception as error:  # noqa: BLE001
+                logger.warning("WhatsApp client did not close cleanly (%s)", type(error).__name__)
+            self._client_started = False
+
+    def after_storing(self, stored: list[store.Stored], statuses: list[StatusUpdate]) -> None:
+        """Once a webhook's messages are stored, after the acknowledgement: the 24-hour window
+        (before any reply is queued), then the contacts' workers, then the statuses.
+        """
+        if stored or statuses:
+            self._spawn(self._follow_up(stored, statuses))
+
+    async def _follow_up(self, stored: list[store.Stored], statuses: list[StatusUpdate]) -> None:
+        latest: dict[int, Any] = {}
+        for message in stored:
+            if message.contact_id not in latest or latest[message.contact_id] < message.sent_at:
+                latest[message.contact_id] = message.sent_at
+        await self._contacts_wrote(latest)
+        for contact_id in dict.fromkeys(s.contact_id for s in stored if s.for_bot):
+            self.wake(contact_id)
+        client = self.channel.client
+        for status in statuses:
+            try:
+                await _call(client.apply_status, status)
+            except Exception as error:  # noqa: BLE001
+                logger.error("status %s of %s not applied (%s)", status.status, status.wamid, type(error).__name__)
+
+    async def _contacts_wrote(self, latest: dict[int, Any]) -> None:
+        for contact_id, at in latest.items():
+            try:
+                await _call(self.channel.client.contact_wrote, contact_id, at)
+            except Exception as error:  # noqa: BLE001
+                logger.error("contact %s: window not updated (%s)", contact_id, type(error).__name__)
+
+    def wake(self, contact_id: int) -> None:
+        """Make sure the contact's pending messages get handled (starts its worker if idle)."""
+        self._dirty.add(contact_id)
+        if contact_id not in self.workers:
+            self.workers[contact_id] = asyncio.get_running_loop().create_task(self._work(contact_id))
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def idle(self, timeout: float = 30.0) -> None:
+        """Until no worker is busy (for tests and orderly shutdowns)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self.workers or self._background) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def _work(self, contact_id: int) -> None:
+        db = self.channel.db
+        try:
+            await self.ready.wait()
+            while True:
+                self._dirty.discard(contact_id)
+                try:
+                    message = await asyncio.to_thread(store.next_pending, db, contact_id)
+                except Exception as error:  # noqa: BLE001 - e.g. the database is restarting
+                    logger.error("contact %s: pending messages not read (%s)", contact_id, type(error).__name__)
+                    await asyncio.sleep(self.channel.retry_delay)
+                    continue
+                if message is None:
+                    if contact_id in self._dirty:
+                        continue
+                    return
+                await self._handle(message)
+        finally:
+            if self.workers.get(contact_id) is asyncio.current_task():
+                del self.workers[contact_id]
+
+    async def _handle(self, message: store.Pending) -> None:
+        db = self.channel.db
+        try:
+            if message.media_id and not message.media_path:
+                message = await self._download(message)
+            await self._mark_read(message.wamid)
+            await self._bot_ready()
+            await self.on_new_message(self._user_message(message))
+            await asyncio.to_thread(store.mark_handled, db, message.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - retried, then failed; never the content in logs
+            gave_up = await asyncio.to_thread(store.record_failure, db, message.id, self.channel.max_attempts)
+            if gave_up:
+                logger.error(
+                    "message %s (inbound %s) failed after %d attempts (%s)",
+                    message.wamid, message.id, message.attempts + 1, type(error).__name__,
+                )
+                return
+            logger.warning(
+                "message %s (inbound %s) attempt %d failed (%s): retrying",
+                message.wamid, message.id, message.attempts + 1, type(error).__name__,
+            )
+            await asyncio.sleep(self.channel.retry_delay * 2**message.attempts)
+
+    def _user_message(self, message: store.Pending) -> UserMessage:
+        metadata: dict[str, Any] = {"wamid": message.wamid, "contact_id": message.contact_id, "type": message.type}
+        if message.context_wamid:
+            metadata["context"] = {
+                "wamid": message.context_wamid,
+                "biz_opaque_callback_data": message.biz_opaque_callback_data,
+            }
+        if message.media_id:
+            metadata["media"] = {"inbound_id": message.id, "path": message.media_path, "mime": message.media_mime}
+        return UserMessage(
+            text=message.rasa_text,
+            output_channel=WhatsAppOutput(self.channel.client, self.channel.db, message.contact_id),
+            sender_id=message.sender_id,
+            input_channel=WhatsAppInput.name(),
+            message_id=message.wamid,
+            metadata=metadata,
+        )
+
+    async def _download(self, message: store.Pending) -> store.Pending:
+        """The attachment, through the client, into the media directory (named by ids only)."""
+        assert message.media_id is not None
+        data, mime = await _call(self.channel.client.download_media, message.media_id)
+        mime = (mime or message.media_mime or "application/octet-stream").split(";")[0].strip()
+        extension = mimetypes.guess_extension(mime) or ".bin"
+        relative = f"{message.contact_id}/{message.id}{extension}"
+        await asyncio.to_thread(_write_file, self.channel.media_dir / relative, data)
+        await asyncio.to_thread(store.attach_media, self.channel.db, message.id, relative, mime)
+        logger.info("message %s: media stored as %s", message.wamid, relative)
+        return dataclasses.replace(message, media_path=relative, media_mime=mime)
+
+    async def _mark_read(self, wamid: str) -> None:
+        """Blue ticks and the typing indicator while the bot thinks; a failure costs nothing else."""
+        try:
+            await _call(self.channel.client.mark_read, wamid, typing=True)
+        except Exception as error:  # noqa: BLE001
+            logger.info("message %s: read receipt not sent (%s)", wamid, type(error).__name__)
+
+    async def _bot_ready(self) -> None:
+        """Rasa ignores messages while it has no model loaded: wait for it rather than lose them."""
+        while True:
+            agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+            if agent is None and not hasattr(getattr(self._app, "ctx", None), "agent"):
+                return  # not a Rasa server (tests mount the channel in a plain Sanic app)
+            if agent is not None and agent.is_ready():
+                return
+            await asyncio.sleep(BOT_READY_POLL_SECONDS)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".part")
+    partial.write_bytes(data)
+    os.replace(partial, path)
