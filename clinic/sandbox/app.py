@@ -142,15 +142,10 @@ def _graph_routes(app: Sanic, state: SandboxState, deliverer: Deliverer) -> None
             patient = state.patient(wa_id=wa_id)
         else:
             patient = state.patient(user_id=out.recipient)
-        fault = state.take_fault(patient, "messages")
-        failure = None
-        if fault:
-            failure = await _apply_fault(state, fault)
-        if not state.take_throughput():
-            raise GraphError(130429)
-        if not state.take_pair(patient):
-            raise GraphError(131056)
-        record = _accept(state, deliverer, out, patient, payload, failure)
+        # Shielded: like Meta, a send keeps going when the client stops waiting (see `timeout` faults).
+        task = asyncio.ensure_future(_process(state, deliverer, out, patient, payload))
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        record = await asyncio.shield(task)
         contact = {"input": out.to} if out.to is not None else {"input": out.recipient}
         if out.to is not None:
             contact["wa_id"] = patient.wa_id
@@ -214,6 +209,17 @@ def _graph_routes(app: Sanic, state: SandboxState, deliverer: Deliverer) -> None
         if item is None:
             return json_response({"error": "not found"}, status=404)
         return raw(item["bytes"], content_type=item["mime_type"])
+
+
+async def _process(state: SandboxState, deliverer: Deliverer, out, patient: Patient, payload: dict) -> dict:
+    """Faults, then Meta's throughput and pair limits, then acceptance."""
+    fault = state.take_fault(patient, "messages")
+    failure = await _apply_fault(state, fault) if fault else None
+    if not state.take_throughput():
+        raise GraphError(130429)
+    if not state.take_pair(patient):
+        raise GraphError(131056)
+    return _accept(state, deliverer, out, patient, payload, failure)
 
 
 def _read_receipt(state: SandboxState, payload: dict) -> HTTPResponse:

@@ -190,8 +190,7 @@ class SandboxState:
             if fault["endpoint"] != endpoint or fault["times"] <= 0:
                 continue
             target = fault.get("recipient")
-            if target and (patient is None or target not in (patient.wa_id, patient.user_id,
-                                                             normalise_phone(target) or None)):
+            if target and not (patient and (target == patient.user_id or normalise_phone(target) == patient.wa_id)):
                 continue
             fault["times"] -= 1
             fault["used"] += 1
