@@ -83,9 +83,8 @@ function outboundBody(message) {
         inject({ type: "button_reply", id: button.id, title: button.title, context: message.id })));
     } else {
       parts.push(el("div", { class: "actions" }, el("button", {
-        type: "button", text: `☰ ${view.list.button}`, "aria-haspopup": "dialog",
-        onclick: () => showList(message, view),
-      })));
+        type: "button", "aria-haspopup": "dialog", onclick: () => showList(message, view),
+      }, el("span", { "aria-hidden": "true", text: "☰ " }), view.list.button)));
     }
   }
   if (view.template) {
