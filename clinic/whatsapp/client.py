@@ -156,7 +156,9 @@ class WhatsAppClient:
         self.max_attempts = max_attempts
         self.pair_burst = pair_burst
         self.pair_interval = pair_interval
-        self.sending_lease = sending_lease
+        # A claimed row is sent again by anyone once its lease runs out: the lease must outlast an
+        # upload plus a send, each bounded by the request timeout, or a slow send would be doubled.
+        self.sending_lease = max(sending_lease, 2 * request_timeout + 5)
         self.poll_interval = poll_interval
         self.concurrency = concurrency
         self.request_timeout = request_timeout
@@ -591,6 +593,10 @@ class WhatsAppClient:
                 self._failed, job, GraphError(400, None, f"media file unreadable ({type(error).__name__})")
             )
             return 0
+        except Exception as error:  # noqa: BLE001 - a bug must not leave the row to its lease; no text in logs
+            logger.error("outbox %s: %s while sending", job.id, type(error).__name__)
+            await asyncio.to_thread(self._failed, job, GraphError(400, None, f"client error ({type(error).__name__})"))
+            return 0
         await asyncio.to_thread(self._accepted, job, wamid)
         return 1
 
@@ -668,6 +674,9 @@ class WhatsAppClient:
         elif verdict.retried:
             logger.error("outbox %s failed after %d attempts: %s (%s)", job.id, job.attempts, code,
                          verdict.action.value)
+        elif job.kind == "template" and error.code is not None and 132000 <= error.code < 133000:
+            # a template error is configuration (name, language, parameters), not this one patient
+            logger.error("outbox %s failed: template error %s (permanent)", job.id, code)
         else:
             logger.warning("outbox %s failed: %s (%s)", job.id, code, verdict.action.value)
 

@@ -359,12 +359,13 @@ def test_a_row_stuck_in_sending_is_taken_again_after_its_lease(db, clock):
 
 def test_a_lease_expiring_on_the_last_attempt_fails_the_row(db, clock):
     contact = add_contact(db, last_inbound_at=NOW)
-    client = make_client(db, clock, sending_lease=1, max_attempts=2)
+    client = make_client(db, clock, sending_lease=1, request_timeout=1, max_attempts=2)
+    assert client.sending_lease == 7  # never shorter than an upload plus a send
     client.enqueue(contact, texts("x"), source="bot")
     client._claim(10)
-    clock.advance(seconds=2)
+    clock.advance(seconds=8)
     client._claim(10)
-    clock.advance(seconds=2)
+    clock.advance(seconds=8)
     assert client._claim(10) == []
     assert rows(db)[0].status is OutboundStatus.failed
 
