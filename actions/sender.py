@@ -23,6 +23,13 @@ def choose_language(text: str, intent: str | None, current: str | None, remember
     return detect_language(text) or remembered or detect_language("", phone) or settings().default_language
 
 
+def tie_breaker(sender_id: str) -> str:
+    """The number that breaks a language tie: the phone number, or, for a WhatsApp user known only
+    by a business-scoped user id (country first: `IT.1502…`), Italy's calling code for `IT`.
+    """
+    return "39" if sender_id[:3].upper() == "IT." else sender_id
+
+
 class ActionIdentifySender(Action):
     def name(self) -> str:
         return "action_identify_sender"
@@ -36,7 +43,7 @@ class ActionIdentifySender(Action):
             (message.get("intent") or {}).get("name"),
             tracker.get_slot("language"),
             profile.language,
-            tracker.sender_id,
+            tie_breaker(tracker.sender_id),
         )
         if chosen != profile.language:
             await core(patients.remember_language, db(), tracker.sender_id, chosen)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import dateparser
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from clinic.db import Database
@@ -33,8 +33,21 @@ class ContactProfile:
     patients: list[LinkedPatient]
 
 
+def is_contact(sender_id: str):
+    """The SQL condition for the contact behind a conversation id: its phone number, or its
+    business-scoped user id for users who do not share their number.
+    """
+    return or_(Contact.wa_id == sender_id, Contact.user_id == sender_id)
+
+
 def contact_for(session: Session, wa_id: str | None = None, user_id: str | None = None) -> Contact:
-    """The contact with this phone number or business-scoped user id, created on first sight."""
+    """The contact with this phone number or business-scoped user id, created on first sight.
+
+    A `wa_id` that is not a phone number (digits) is a conversation id of a user known only by
+    their business-scoped user id (`IT.1502…`), and is looked up as such.
+    """
+    if wa_id and not wa_id.isdigit():
+        wa_id, user_id = None, user_id or wa_id
     contact = None
     if wa_id:
         contact = session.scalars(select(Contact).where(Contact.wa_id == wa_id)).first()
@@ -85,7 +98,7 @@ def linked_patients(db: Database, wa_id: str) -> list[LinkedPatient]:
         select(Patient, ContactPatient.relation)
         .join(ContactPatient, ContactPatient.patient_id == Patient.id)
         .join(Contact, Contact.id == ContactPatient.contact_id)
-        .where(Contact.wa_id == wa_id)
+        .where(is_contact(wa_id))
         .order_by(ContactPatient.relation != Relationship.self, Patient.first_name, Patient.id)
     )
     with db.transaction() as session:
@@ -97,7 +110,7 @@ def linked_patients(db: Database, wa_id: str) -> list[LinkedPatient]:
 
 def contact_profile(db: Database, wa_id: str) -> ContactProfile:
     with db.reading() as session:
-        language = session.scalars(select(Contact.language).where(Contact.wa_id == wa_id)).first()
+        language = session.scalars(select(Contact.language).where(is_contact(wa_id))).first()
     patients = linked_patients(db, wa_id)
     own = next((p for p in patients if p.relation is Relationship.self), None)
     return ContactProfile(language=language, first_name=own.first_name if own else None, patients=patients)
