@@ -85,6 +85,7 @@ class WebhookReceiver:
         self.verify_token = verify_token
         self.status = 200
         self.delay = 0.0
+        self.gate: threading.Event | None = None  # set to a cleared Event to hold every POST until it is set
         self.received: list[Received] = []
         self._lock = threading.Lock()
         receiver = self
@@ -97,6 +98,8 @@ class WebhookReceiver:
                 item = Received(dict(self.headers), body, hmac.compare_digest(expected, given))
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                if receiver.gate is not None:
+                    receiver.gate.wait(30)
                 with receiver._lock:
                     receiver.received.append(item)
                 status = receiver.status if item.signature_ok else 403
@@ -305,9 +308,10 @@ class Sandbox:
     def advance_clock(self, seconds: float) -> dict:
         return self._call("POST", "/_sandbox/clock", json={"advance": seconds})
 
-    def webhooks(self, kind: str | None = None) -> list[dict]:
-        """Every webhook delivery with its attempts and HTTP statuses (after the queue is drained)."""
-        self._call("POST", "/_sandbox/webhooks/wait")
+    def webhooks(self, kind: str | None = None, settle: bool = True) -> list[dict]:
+        """Every webhook delivery with its attempts and HTTP statuses (by default once the queue is drained)."""
+        if settle:
+            self._call("POST", "/_sandbox/webhooks/wait")
         return self._call("GET", "/_sandbox/webhooks" + (f"?kind={kind}" if kind else ""))
 
     def rejected(self) -> list[dict]:

@@ -163,7 +163,7 @@ def _system(state: SandboxState, patient: Patient, spec: dict) -> dict:
     if system_type == "user_changed_user_id":
         _require(spec, "new_user_id")
         old = patient.user_id
-        patient.user_id = spec["new_user_id"]
+        state.change_user_id(patient, spec["new_user_id"])
         return {"type": "system", "system": {
             "body": f"User {patient.name} changed from {old} to {patient.user_id}",
             "user_id": patient.user_id, "type": "user_changed_user_id"}}

@@ -168,6 +168,12 @@ class SandboxState:
         patient.user_id = bsuid_for(patient.wa_id)
         self.patients[patient.key] = patient
 
+    def change_user_id(self, patient: Patient, new_user_id: str) -> None:
+        """System `user_changed_user_id`: the BSUID changes (and with it the key of a phone-less user)."""
+        self.patients.pop(patient.key, None)
+        patient.user_id = new_user_id
+        self.patients[patient.key] = patient
+
     def window_open(self, patient: Patient) -> bool:
         return patient.last_inbound is not None and self.now() - patient.last_inbound < WINDOW_SECONDS
 

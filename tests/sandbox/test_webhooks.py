@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 
 import pytest
 
@@ -303,3 +304,25 @@ def test_the_verification_handshake(sandbox, webhook_receiver):
     assert reply == {"status": 200, "verified": True}
     wrong = sandbox.http.post(f"{sandbox.base_url}/_sandbox/verify", json={"verify_token": "nope"}).json()
     assert wrong["verified"] is False and wrong["status"] == 403
+
+
+def test_a_slow_bot_never_holds_up_the_graph_api(sandbox, webhook_receiver):
+    webhook_receiver.gate = threading.Event()  # the bot hangs on every webhook until released
+    try:
+        sandbox.inject(**{"from": PATIENT, "type": "text", "text": "hi"}, wait=False)
+        reply = sandbox.send_text(PATIENT, "ciao")
+        assert reply.status_code == 200
+        assert any(d["pending"] for d in sandbox.webhooks(settle=False))
+    finally:
+        webhook_receiver.gate.set()
+    wamid = reply.json()["messages"][0]["id"]
+    assert [s["status"] for s in webhook_receiver.wait_statuses(wamid, 2)] == ["sent", "delivered"]
+
+
+def test_a_changed_user_id_is_reported_and_followed(sandbox, webhook_receiver):
+    sandbox.inject(**{"user_id": "IT.100", "type": "text", "text": "hi"})
+    sandbox.inject(**{"user_id": "IT.100", "type": "system", "system_type": "user_changed_user_id",
+                      "new_user_id": "IT.200"})
+    system = webhook_receiver.messages()[-1]["system"]
+    assert system["type"] == "user_changed_user_id" and system["user_id"] == "IT.200"
+    assert sandbox.patient("IT.200")["user_id"] == "IT.200"
