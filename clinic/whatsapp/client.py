@@ -314,8 +314,7 @@ class WhatsAppClient:
         queue the window template; or send it again at once if the contact wrote after the attempt.
         """
         contact = self._lock_contact(session, row.contact_id)
-        row.wamid = None
-        row.sent_at = None
+        row.wamid = None  # a new one comes with the next send; `sent_at` stays: Meta counted that send
         row.error_code = RE_ENGAGEMENT
         if contact.last_inbound_at is not None and contact.last_inbound_at > attempted_at and self._window_open(
             contact, now
@@ -481,12 +480,13 @@ class WhatsAppClient:
         """One pass: send everything that is due and may go now; the number of messages accepted."""
         await self._ensure_session()
         accepted = 0
-        while True:
+        while not (self._closing and self._task is not None):
             jobs = await asyncio.to_thread(self._claim, self.concurrency)
             if not jobs:
                 return accepted
             results = await asyncio.gather(*(self._deliver(job) for job in jobs))
             accepted += sum(results)
+        return accepted
 
     # claiming
 
@@ -638,7 +638,7 @@ class WhatsAppClient:
                 return
             if row.wamid is None:
                 row.wamid = wamid
-            row.sent_at = row.sent_at or now
+            row.sent_at = now
             row.error_code = None
             row.error_title = None
             if row.status in _ACTIVE:

@@ -21,6 +21,7 @@ from clinic.whatsapp.client import WINDOW_SOURCE, WhatsAppClient
 from clinic.whatsapp.outbound import template_message, to_graph_messages
 
 PHONE = "393331234567"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 PDF = b"%PDF-1.4\n% clinic test document\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
 
@@ -103,6 +104,8 @@ async def test_a_turn_goes_out_in_order_with_uploaded_document(db, sandbox, clie
     contact = add_contact(db)
     report = tmp_path / "referto_42.pdf"
     report.write_bytes(PDF)
+    map_png = tmp_path / "mappa.png"
+    map_png.write_bytes(PNG)
     slots = [
         {"title": f"Lunedì {d} marzo ore 10:00 con la Dott.ssa Rossi", "payload": f'/choose_slot{{"slot_id": "{d}"}}'}
         for d in range(1, 13)
@@ -110,12 +113,13 @@ async def test_a_turn_goes_out_in_order_with_uploaded_document(db, sandbox, clie
     turn = [
         *to_graph_messages({"text": "Ecco gli orari liberi", "buttons": slots, "custom": {"list_button": "Scegli"}}),
         *to_graph_messages({"attachment": {"type": "document", "path": str(report), "caption": "Il tuo referto"}}),
+        *to_graph_messages({"attachment": {"type": "image", "path": str(map_png), "caption": "Come arrivare"}}),
     ]
     ids = client.enqueue(contact, turn, source="bot")
     await drain(client, settled(db, *ids))
 
     received = sandbox.received(PHONE)
-    assert [m["type"] for m in received] == ["interactive", "interactive", "document"]
+    assert [m["type"] for m in received] == ["interactive", "interactive", "document", "image"]
     lists = [m["view"]["list"] for m in received[:2]]
     assert [len(s["rows"]) for lst in lists for s in lst["sections"]] == [6, 6]
     assert lists[0]["button"] == "Scegli"
@@ -124,6 +128,8 @@ async def test_a_turn_goes_out_in_order_with_uploaded_document(db, sandbox, clie
     document = received[2]["view"]
     assert (document["filename"], document["caption"]) == ("referto_42.pdf", "Il tuo referto")
     assert document["id"] and document["link"] is None  # uploaded through the media endpoint
+    image = received[3]["view"]
+    assert (bool(image["id"]), image["caption"]) == (True, "Come arrivare")
     stored = rows(db)
     assert [stored[i].wamid for i in ids] == [m["id"] for m in received]
     assert [m["biz_opaque_callback_data"] for m in received] == [f"outbox:{i}" for i in ids]

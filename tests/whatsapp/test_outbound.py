@@ -17,6 +17,7 @@ from clinic.sandbox.validate import validate_send
 from clinic.whatsapp.outbound import (
     BUTTON_BODY_MAX,
     EMPTY_BODY,
+    LIST_BODY_MAX,
     LIST_BUTTON_FALLBACK,
     LOCAL_PATH,
     ROW_DESCRIPTION_MAX,
@@ -299,6 +300,17 @@ def test_button_body_limit_moves_the_start_of_a_long_text_into_a_text_message(le
     bodies = [accepted(b) for b in to_graph_messages({"text": text, "buttons": buttons("Sì", "No")})]
     assert kinds(bodies) == expected_kinds
     assert all(len(b["interactive"]["body"]["text"]) <= BUTTON_BODY_MAX for b in bodies if b["type"] == "interactive")
+
+
+@pytest.mark.parametrize(
+    ("length", "expected_kinds"), [(LIST_BODY_MAX, ["list"]), (LIST_BODY_MAX + 1, ["text", "list"])]
+)
+def test_list_body_limit(length, expected_kinds):
+    text = ("parola " * 1000)[: length - 1] + "!"
+    bodies = [accepted(b) for b in to_graph_messages({"text": text, "buttons": buttons(*"ABCD")})]
+    assert kinds(bodies) == expected_kinds
+    assert "".join(b.get("text", {}).get("body", "") + b.get("interactive", {}).get("body", {}).get("text", "")
+                   for b in bodies).replace(" ", "") == text.replace(" ", "")
 
 
 def test_a_text_longer_than_a_message_before_a_list():
