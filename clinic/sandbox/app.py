@@ -18,12 +18,20 @@ from urllib.parse import urlencode
 
 import aiohttp
 from sanic import Sanic
+from sanic.exceptions import MethodNotSupported, NotFound
 from sanic.request import Request
 from sanic.response import HTTPResponse, file, raw
 from sanic.response import json as json_response
 
 from clinic.sandbox import inbound
-from clinic.sandbox.errors import GraphError, bad_param, unauthorized, unknown_object, webhook_error
+from clinic.sandbox.errors import (
+    GraphError,
+    bad_param,
+    fbtrace_id,
+    unauthorized,
+    unknown_object,
+    webhook_error,
+)
 from clinic.sandbox.state import Options, Patient, SandboxState, new_wamid, normalise_phone
 from clinic.sandbox.validate import validate_send
 from clinic.sandbox.webhooks import Deliverer, messages_value, status_value
@@ -85,6 +93,13 @@ def create_app(options: Options, config: dict, name: str | None = None) -> Sanic
         state.rejected.append({"at": state.now(), "path": request.path, "status": error.http_status, **body})
         log.info("graph error %s on %s", error.code, request.path)
         return json_response(body, status=error.http_status)
+
+    @app.exception(NotFound, MethodNotSupported)
+    async def _unknown_path(request: Request, error: Exception) -> HTTPResponse:
+        """Graph's answer for a path it does not know, so a misbuilt URL fails the way it will on Meta."""
+        body = {"error": {"message": f"Unknown path components: {request.path}", "type": "OAuthException",
+                          "code": 2500, "fbtrace_id": fbtrace_id()}}
+        return json_response(body, status=400 if isinstance(error, NotFound) else 405)
 
     _graph_routes(app, state, deliverer)
     _test_routes(app, state, deliverer)
@@ -213,8 +228,11 @@ def _graph_routes(app: Sanic, state: SandboxState, deliverer: Deliverer) -> None
 
 async def _process(state: SandboxState, deliverer: Deliverer, out, patient: Patient, payload: dict) -> dict:
     """Faults, then Meta's throughput and pair limits, then acceptance."""
+    generation = state.generation
     fault = state.take_fault(patient, "messages")
     failure = await _apply_fault(state, fault) if fault else None
+    if generation != state.generation:
+        raise GraphError(131000, "The sandbox was reset while this send was held.")
     if not state.take_throughput():
         raise GraphError(130429)
     if not state.take_pair(patient):

@@ -102,9 +102,11 @@ class SandboxState:
         self.config = config
         self.templates_default = default_templates()
         self._ids = itertools.count(1)
+        self.generation = 0
         self.reset()
 
     def reset(self) -> None:
+        self.generation += 1  # work started before a reset (a held `timeout` send) must not land after it
         self.options = Options(**asdict(self.defaults))
         self.clock_offset = 0.0
         self.patients: dict[str, Patient] = {}

@@ -292,3 +292,10 @@ def test_to_wins_over_recipient_when_both_are_given(sandbox):
 def test_rejected_calls_are_recorded_for_tests(sandbox):
     sandbox.send(buttons("A" * 21))
     assert sandbox.rejected()[-1]["error"]["code"] == 131009
+
+
+def test_an_unknown_path_is_graphs_unknown_path_error(sandbox):
+    reply = requests.post(f"{sandbox.base_url}/{sandbox.api_version}/{sandbox.phone_number_id}/mesages",
+                          headers={"Authorization": f"Bearer {sandbox.access_token}"}, json={}, timeout=10)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == 2500
