@@ -11,6 +11,7 @@ Loaded from tests/conftest.py (`pytest_plugins`). Any test module can ask for:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -252,6 +253,34 @@ class Sandbox:
     def say(self, phone: str, text: str, name: str = "Test Patient", **fields) -> str:
         """The patient writes `text`; returns the inbound wamid (the 24-hour window opens)."""
         return self.inject(**{"from": phone, "name": name, "type": "text", "text": text, **fields})["messages"][0]["id"]
+
+    def tap_button(self, phone: str, button_id: str, title: str, context: str | None = None, **fields) -> str:
+        """The patient taps a reply button (`interactive.button_reply`); returns the inbound wamid."""
+        spec = {"from": phone, "type": "button_reply", "id": button_id, "title": title, "context": context}
+        return self.inject(**spec, **fields)["messages"][0]["id"]
+
+    def pick_row(self, phone: str, row_id: str, title: str, context: str | None = None, **fields) -> str:
+        """The patient picks a list row (`interactive.list_reply`)."""
+        spec = {"from": phone, "type": "list_reply", "id": row_id, "title": title, "context": context}
+        return self.inject(**spec, **fields)["messages"][0]["id"]
+
+    def tap_quick_reply(self, phone: str, payload: str, text: str, context: str | None = None, **fields) -> str:
+        """The patient taps a template's quick-reply button (`button` with its payload)."""
+        spec = {"from": phone, "type": "button", "payload": payload, "text": text, "context": context}
+        return self.inject(**spec, **fields)["messages"][0]["id"]
+
+    def send_media(self, phone: str, kind: str, content: bytes, mime_type: str, filename: str | None = None,
+                   caption: str | None = None, **fields) -> str:
+        """The patient sends a photo, document, audio, voice note, video or sticker."""
+        spec = {"from": phone, "type": kind, "content_base64": base64.b64encode(content).decode(),
+                "mime_type": mime_type, "filename": filename, "caption": caption}
+        return self.inject(**spec, **fields)["messages"][0]["id"]
+
+    def last_received(self, who: str) -> dict:
+        """The latest message the patient received (fails the test when there is none)."""
+        items = self.received(who)
+        assert items, "the patient received nothing"
+        return items[-1]
 
     def patient(self, who: str) -> dict:
         return self._call("GET", f"/_sandbox/patients/{who}")

@@ -326,3 +326,18 @@ def test_a_changed_user_id_is_reported_and_followed(sandbox, webhook_receiver):
     system = webhook_receiver.messages()[-1]["system"]
     assert system["type"] == "user_changed_user_id" and system["user_id"] == "IT.200"
     assert sandbox.patient("IT.200")["user_id"] == "IT.200"
+
+
+def test_the_fixture_helpers_speak_for_the_patient(sandbox, webhook_receiver):
+    sandbox.open_window(PATIENT)
+    wamid = sandbox.send_text(PATIENT, "Scegli").json()["messages"][0]["id"]
+    assert sandbox.last_received(PATIENT)["id"] == wamid
+    sandbox.tap_button(PATIENT, "yes", "Sì", context=wamid)
+    sandbox.pick_row(PATIENT, "slot-3", "11:00")
+    sandbox.tap_quick_reply(PATIENT, "/confirm", "Confermo")
+    sandbox.send_media(PATIENT, "document", b"%PDF-1.4", "application/pdf", filename="a.pdf", caption="ecco")
+    reply, row, quick, document = webhook_receiver.wait_messages(4)
+    assert reply["interactive"]["button_reply"]["id"] == "yes" and reply["context"]["id"] == wamid
+    assert row["interactive"]["list_reply"]["id"] == "slot-3"
+    assert quick["button"]["payload"] == "/confirm"
+    assert document["document"]["filename"] == "a.pdf" and document["document"]["caption"] == "ecco"
