@@ -4,6 +4,8 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export RASA_TELEMETRY_ENABLED := false
 export ACTION_ENDPOINT_URL ?= http://localhost:5055/webhook
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test
 
@@ -14,8 +16,12 @@ run: $(VENV)/.installed
 	echo "Rasa REST channel: http://localhost:5005/webhooks/rest/webhook" && \
 	honcho start -f Procfile
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(CHROMIUM)
 	pytest
+
+# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+$(CHROMIUM):
+	$(SUDO) apt-get install -y -qq chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 # A Python 3.10 interpreter (Rasa 3.6 runs on 3.8-3.10 only): PATH first, then pyenv's.
 $(VENV)/bin/python:
