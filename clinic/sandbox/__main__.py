@@ -44,17 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("clinic").addHandler(handler)
     logging.getLogger("clinic").setLevel(logging.INFO)
     app = create_app(options(s), identity(s), name="clinic_sandbox")
-    app.run(host=args.host, port=args.port, access_log=False, single_process=True) if _has_single_process() \
-        else app.run(host=args.host, port=args.port, access_log=False, workers=1)
-
-
-def _has_single_process() -> bool:
-    """Sanic 22+ spells one-process mode differently; 21.12 (Rasa 3.6's pin) uses workers=1."""
-    import inspect
-
-    from sanic import Sanic
-
-    return "single_process" in inspect.signature(Sanic.run).parameters
+    app.run(host=args.host, port=args.port, access_log=False, workers=1)  # one process: state is in memory
 
 
 if __name__ == "__main__":
