@@ -61,7 +61,7 @@ function mediaNode(view) {
   if (view.media === "audio") return el("audio", { src, controls: "", "aria-label": "Audio message" });
   if (view.media === "video") return el("div", {}, el("video", { src, controls: "", "aria-label": "Video" }), caption);
   const name = view.filename || "document";
-  return el("div", {}, el("a", { href: src, download: name, text: `📄 ${name}` }), caption);
+  return el("div", {}, el("span", { text: "Document: " }), el("a", { href: src, download: name, text: name }), caption);
 }
 
 function buttonsNode(message, buttons, onTap) {
