@@ -51,6 +51,7 @@ MAX_BODY_BYTES = 1_000_000  # Meta's webhooks are a few KB; batches stay far bel
 MAX_ATTEMPTS = 3
 RETRY_DELAY_SECONDS = 1.0  # doubled after each failed attempt
 BOT_READY_POLL_SECONDS = 0.5
+ENQUEUE_ATTEMPTS = 3  # a bot message the outbox cannot take is retried briefly, then logged as lost
 
 
 async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -83,10 +84,25 @@ class WhatsAppOutput(OutputChannel):
         if contact_id is None:
             logger.warning("bot message for a conversation without a WhatsApp contact dropped")
             return
-        bodies = to_graph_messages(message)
+        # Errors stop here: raised into Rasa they would make the channel retry the whole turn, and the
+        # patient would get the turn's earlier messages (and its actions' effects) twice.
+        try:
+            bodies = to_graph_messages(message)
+        except Exception as error:  # noqa: BLE001
+            logger.error("contact %s: bot message not mappable to WhatsApp (%s)", contact_id, type(error).__name__)
+            return
         if not bodies:
             return
-        ids = await _call(self.client.enqueue, contact_id, bodies, source="bot")
+        for attempt in range(1, ENQUEUE_ATTEMPTS + 1):
+            try:
+                ids = await _call(self.client.enqueue, contact_id, bodies, source="bot")
+                break
+            except Exception as error:  # noqa: BLE001 - e.g. the database restarting
+                if attempt == ENQUEUE_ATTEMPTS:
+                    logger.error("contact %s: bot message lost, outbox unavailable (%s)", contact_id,
+                                 type(error).__name__)
+                    return
+                await asyncio.sleep(0.2 * attempt)
         self.client.kick()
         logger.debug("contact %s: bot message queued as outbox rows %s", contact_id, ids)
 
