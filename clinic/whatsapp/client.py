@@ -55,6 +55,7 @@ WINDOW = timedelta(hours=24)
 WINDOW_SOURCE = "whatsapp:window"  # `source` of the window templates this client queues itself
 OPAQUE_MAX = 512
 _OUTBOX_OPAQUE = re.compile(r"^outbox:(\d+)$")
+_MIN_WAIT = 0.02  # seconds: the shortest sleep of the delivery loop
 
 _ACTIVE = (OutboundStatus.queued, OutboundStatus.sending)
 _RANK = {
@@ -110,6 +111,16 @@ class _Throughput:
                 self.tokens -= 1
                 return
             await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+def _blocked():
+    """True for a row whose contact has an earlier message still queued or being sent (order per recipient)."""
+    earlier = aliased(OutboundMessage)
+    return exists().where(
+        earlier.contact_id == OutboundMessage.contact_id,
+        earlier.id < OutboundMessage.id,
+        earlier.status.in_(_ACTIVE),
+    )
 
 
 def pair_delay(recent: Iterable[datetime], now: datetime, burst: int, interval: float) -> float:
@@ -465,16 +476,18 @@ class WhatsAppClient:
                 pass
 
     def _next_due_in(self) -> float:
+        """Seconds until the next row that could be claimed (a contact's next message) falls due."""
         with self.db.reading() as session:
             due = session.execute(
                 select(OutboundMessage.next_attempt_at)
-                .where(OutboundMessage.status.in_(_ACTIVE))
+                .where(OutboundMessage.status.in_(_ACTIVE), ~_blocked())
                 .order_by(OutboundMessage.next_attempt_at)
                 .limit(1)
             ).scalar_one_or_none()
         if due is None:
             return self.poll_interval
-        return min(self.poll_interval, max(0.0, (due - self.clock()).total_seconds()))
+        # never 0: a due row another process holds locked must not make this loop spin
+        return min(self.poll_interval, max(_MIN_WAIT, (due - self.clock()).total_seconds()))
 
     async def deliver_due(self) -> int:
         """One pass: send everything that is due and may go now; the number of messages accepted."""
@@ -495,15 +508,9 @@ class WhatsAppClient:
         now = self.clock()
         jobs: list[_Job] = []
         need_template: set[int] = set()
-        earlier = aliased(OutboundMessage)
-        blocked = exists().where(
-            earlier.contact_id == OutboundMessage.contact_id,
-            earlier.id < OutboundMessage.id,
-            earlier.status.in_(_ACTIVE),
-        )
         query = (
             select(OutboundMessage)
-            .where(OutboundMessage.status.in_(_ACTIVE), OutboundMessage.next_attempt_at <= now, ~blocked)
+            .where(OutboundMessage.status.in_(_ACTIVE), OutboundMessage.next_attempt_at <= now, ~_blocked())
             .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
             .limit(limit)
         )

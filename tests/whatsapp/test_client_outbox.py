@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from clinic.models import Contact, OutboundMessage, OutboundStatus
 from clinic.whatsapp.client import WINDOW_SOURCE, WhatsAppClient, pair_delay
+from clinic.whatsapp.errors import GraphError
 from clinic.whatsapp.outbound import template_message, to_graph_messages
 from clinic.whatsapp.types import GraphConfig, Sender, StatusUpdate
 
@@ -403,3 +404,16 @@ def test_pair_delay_is_a_token_bucket(sent_ago, burst, expected):
     recent = [now + timedelta(seconds=s) for s in sent_ago]
     # Every send in `sent_ago` was itself allowed, so the delay is only about the next one.
     assert pair_delay(recent, now, burst, 6.0) == pytest.approx(expected)
+
+
+def test_the_loop_sleeps_until_a_contacts_next_message_is_due(db, clock):
+    """A due message behind one that is backing off must not make the delivery loop spin."""
+    contact = add_contact(db, last_inbound_at=NOW)
+    client = make_client(db, clock, poll_interval=30, retry_base_delay=600, retry_max_delay=600)
+    first, _ = client.enqueue(contact, texts("uno", "due"), source="bot")
+    (job,) = client._claim(10)
+    client._failed(job, GraphError(503, 131016, "Service unavailable"))
+    assert rows(db)[0].status is OutboundStatus.queued
+    assert client._next_due_in() == 30  # the backoff (≥ 300 s) is beyond the poll interval
+    clock.advance(seconds=601)
+    assert client._next_due_in() == pytest.approx(0.02)
