@@ -380,21 +380,26 @@ class WhatsAppClient:
                 row.status = new
 
     def _row_for_status(self, session: Session, status: StatusUpdate) -> OutboundMessage | None:
-        query = select(OutboundMessage).where(OutboundMessage.wamid == status.wamid)
-        row = session.execute(query).scalar_one_or_none()
+        row = session.execute(
+            select(OutboundMessage).where(OutboundMessage.wamid == status.wamid)
+        ).scalar_one_or_none()
+        by_opaque = False
         if row is None:
             # The callback may overtake the HTTP answer that tells us the wamid: our own opaque
             # `outbox:<id>` finds the row, but only while it is still being sent.
             match = _OUTBOX_OPAQUE.match(status.biz_opaque_callback_data or "")
             if match:
-                candidate = session.get(OutboundMessage, int(match.group(1)))
-                if candidate is not None and candidate.status is OutboundStatus.sending and candidate.wamid is None:
-                    candidate.wamid = status.wamid
-                    row = candidate
-        if row is not None and self._postgres:
+                row, by_opaque = session.get(OutboundMessage, int(match.group(1))), True
+        if row is None:
+            return None
+        if self._postgres:
             # contact first, then the row: the order every writer here takes its locks in
             self._lock_contact(session, row.contact_id)
             session.refresh(row, with_for_update=True)
+        if by_opaque:
+            if row.status is not OutboundStatus.sending or row.wamid is not None:
+                return None
+            row.wamid = status.wamid
         return row
 
     def _apply_failed(self, session: Session, row: OutboundMessage, status: StatusUpdate, now: datetime) -> None:

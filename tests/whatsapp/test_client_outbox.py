@@ -251,14 +251,16 @@ def test_unknown_wamid_is_ignored_with_an_id_only_log(db, clock, caplog):
     assert "wamid.UNKNOWN" in caplog.text
 
 
-def test_a_callback_that_overtakes_the_http_answer_finds_its_row_by_opaque(db, clock):
-    contact = add_contact(db, last_inbound_at=NOW)
-    client = make_client(db, clock)
+def test_a_callback_that_overtakes_the_http_answer_finds_its_row_by_opaque(any_db, clock):
+    contact = add_contact(any_db, last_inbound_at=NOW)
+    client = make_client(any_db, clock)
     (row_id,) = client.enqueue(contact, texts("x"), source="bot")
+    client.apply_status(status("wamid.EARLY", "delivered", opaque=f"outbox:{row_id}"))  # not being sent: ignored
+    assert rows(any_db)[0].wamid is None
     (job,) = client._claim(10)
     client.apply_status(status("wamid.FAST", "delivered", opaque=f"outbox:{row_id}"))
     client._accepted(job, "wamid.FAST")
-    (row,) = rows(db)
+    (row,) = rows(any_db)
     assert (row.wamid, row.status) == ("wamid.FAST", OutboundStatus.delivered)
 
 
