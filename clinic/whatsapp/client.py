@@ -499,8 +499,8 @@ class WhatsAppClient:
         await self._ensure_session()
         accepted = 0
         while not (self._closing and self._task is not None):
-            jobs = await asyncio.to_thread(self._claim, self.concurrency)
-            if not jobs:
+            jobs, examined = await asyncio.to_thread(self._claim_batch, self.concurrency)
+            if not examined:
                 return accepted
             results = await asyncio.gather(*(self._deliver(job) for job in jobs))
             accepted += sum(results)
@@ -510,6 +510,10 @@ class WhatsAppClient:
 
     def _claim(self, limit: int) -> list[_Job]:
         """Atomically move up to `limit` due rows (each the next of its contact) to `sending`."""
+        return self._claim_batch(limit)[0]
+
+    def _claim_batch(self, limit: int) -> tuple[list[_Job], int]:
+        """The claimed jobs, and how many due rows were looked at (held or paced ones included)."""
         now = self.clock()
         jobs: list[_Job] = []
         need_template: set[int] = set()
@@ -522,7 +526,8 @@ class WhatsAppClient:
         if self._postgres:
             query = query.with_for_update(skip_locked=True, of=OutboundMessage)
         with self.db.transaction() as session:
-            for row in session.execute(query).scalars().all():
+            due = session.execute(query).scalars().all()
+            for row in due:
                 contact = session.get(Contact, row.contact_id)
                 if row.kind != "template" and (
                     not self._window_open(contact, now) or self._has_held_before(session, row)
@@ -563,7 +568,7 @@ class WhatsAppClient:
             with self.db.transaction() as session:
                 contact = self._lock_contact(session, contact_id)
                 self._ensure_window_template(session, contact, now)
-        return jobs
+        return jobs, len(due)
 
     @staticmethod
     def _has_held_before(session: Session, row: OutboundMessage) -> bool:

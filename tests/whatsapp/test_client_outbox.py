@@ -419,3 +419,21 @@ def test_the_loop_sleeps_until_a_contacts_next_message_is_due(db, clock):
     assert client._next_due_in() == 30  # the backoff (≥ 300 s) is beyond the poll interval
     clock.advance(seconds=601)
     assert client._next_due_in() == pytest.approx(0.02)
+
+
+def test_one_pass_looks_past_a_batch_of_paced_rows(db, clock):
+    """`deliver_due` keeps claiming while due rows remain, even when a whole batch was only paced."""
+    client = make_client(db, clock, concurrency=2, pair_burst=1, pair_interval=60)
+    paced = [add_contact(db, wa_id=f"3900{i}", last_inbound_at=NOW) for i in range(2)]
+    for contact in paced:
+        (row_id,) = client.enqueue(contact, texts("x"), source="bot")
+        with db.transaction() as session:  # each was sent to a moment ago: its next message must wait
+            session.get(OutboundMessage, row_id).sent_at = NOW
+            session.get(OutboundMessage, row_id).status = OutboundStatus.sent
+        client.enqueue(contact, texts("y"), source="bot")
+    other = add_contact(db, wa_id="39009", last_inbound_at=NOW)
+    client.enqueue(other, texts("z"), source="bot")
+    jobs, examined = client._claim_batch(2)
+    assert (jobs, examined) == ([], 2)  # both paced: the pass must not stop here
+    jobs, examined = client._claim_batch(2)
+    assert [j.contact_id for j in jobs] == [other]
