@@ -22,6 +22,13 @@ delivery loop (`start()`, or `deliver_due()` once) sends what is due. Rules it k
 - **Status callbacks** move a row forward only (sent < delivered < read); `failed` records Meta's code.
 
 Logs carry outbox ids, wamids and error codes, never text, names or phone numbers.
+
+Use from a long-running process (the Rasa channel): `await client.start()` once, `enqueue()` from
+anywhere (it wakes the loop), `await client.close()` at shutdown. From a one-shot job:
+`client.enqueue(...)`, then `await client.deliver_due()` and `await client.close()`; what pacing or
+backoff defers stays queued for the next run or for a process whose loop is running (every process
+claims from the same outbox). Throughput pacing is per process: with several sending processes,
+give each a share of the phone number's `max_messages_per_second`.
 """
 
 from __future__ import annotations
@@ -92,11 +99,11 @@ class _Job:
 
 
 class _Throughput:
-    """A token bucket for this process's sends: `rate` a second, a second's worth saved up."""
+    """Sends from this process spaced evenly at `rate` a second (a bucket of one: no burst above the rate)."""
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
-        self.capacity = max(1.0, rate)
+        self.capacity = 1.0
         self.tokens = self.capacity
         self.updated: float | None = None
 
