@@ -155,7 +155,7 @@ class WhatsAppClient:
         *,
         retry_base_delay: float = 2.0,
         retry_max_delay: float = 900.0,
-        max_attempts: int = 8,
+        max_attempts: int = 10,  # with the default delays: about half an hour of retrying
         pair_burst: int = 10,
         pair_interval: float = 6.0,
         sending_lease: float = 60.0,
