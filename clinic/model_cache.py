@@ -6,10 +6,12 @@ unchanged project costs one hash, and switching back to an older version reuses 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -40,17 +42,27 @@ def model_path(root: Path = PROJECT_ROOT) -> Path:
 
 
 def ensure_model() -> Path:
-    """The model for the project as it is now, trained only if no cached one matches."""
+    """The model for the project as it is now, trained only if no cached one matches.
+
+    Concurrent callers (two test sessions, `make run` beside `make test`) wait for one training
+    under a file lock, and a model appears in models/ only complete (trained aside, then renamed).
+    """
     path = model_path()
-    if path.exists():
-        path.touch()  # `rasa run` serves the newest model in models/: make it this one
+    MODELS_DIR.mkdir(exist_ok=True)
+    with (MODELS_DIR / ".training.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            path.touch()  # `rasa run` serves the newest model in models/: make it this one
+            return path
+        with tempfile.TemporaryDirectory(dir=MODELS_DIR, prefix=".training-") as scratch:
+            command = [
+                sys.executable, "-m", "rasa", "train",
+                "--fixed-model-name", path.name.removesuffix(".tar.gz"), "--out", scratch,
+            ]
+            env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
+            result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, stdout=sys.stderr)
+            trained = Path(scratch) / path.name
+            if result.returncode != 0 or not trained.exists():
+                raise TrainingFailed(f"rasa train exited with {result.returncode}; its output is above")
+            os.replace(trained, path)
         return path
-    command = [
-        sys.executable, "-m", "rasa", "train",
-        "--fixed-model-name", path.name.removesuffix(".tar.gz"), "--out", str(MODELS_DIR),
-    ]
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
-    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, stdout=sys.stderr)
-    if result.returncode != 0 or not path.exists():
-        raise TrainingFailed(f"rasa train exited with {result.returncode}; its output is above")
-    return path
