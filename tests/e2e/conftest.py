@@ -1,5 +1,7 @@
 """The real stack, started once per test run: a seeded database, the action server and the Rasa
-server with the cached model, talking over real HTTP."""
+server with the cached model, talking over real HTTP. Its WhatsApp channel (credentials.yml, with
+the WHATSAPP_* variables) talks to the sandbox; the `whatsapp` fixture points the sandbox's webhooks
+at it for one test."""
 
 from __future__ import annotations
 
@@ -28,6 +30,12 @@ class Stack:
     rasa_url: str
     actions_url: str
     database_url: str
+    media_dir: Path
+
+    @property
+    def webhook_url(self) -> str:
+        """Where Meta (here: the sandbox) delivers WhatsApp webhooks."""
+        return f"{self.rasa_url}/webhooks/whatsapp/webhook"
 
     def say(self, sender: str, text: str) -> list[dict]:
         """What the bot answers a patient, through Rasa's REST channel."""
@@ -62,7 +70,7 @@ def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="session")
-def stack(rasa_model, tmp_path_factory) -> Iterator[Stack]:
+def stack(rasa_model, sandbox, tmp_path_factory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("stack")
     database_url = f"sqlite:///{folder / 'clinic.db'}"
     migrate.upgrade(database_url)
@@ -73,6 +81,8 @@ def stack(rasa_model, tmp_path_factory) -> Iterator[Stack]:
         "DATABASE_URL": database_url,
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{actions_port}/webhook",
         "RASA_TELEMETRY_ENABLED": "false",
+        **sandbox.env,  # credentials.yml's ${WHATSAPP_*}: the channel and its client talk to the sandbox
+        "MEDIA_DIR": str(folder / "media"),
     }
     bin_dir = Path(sys.executable).parent
     actions = start([str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port), "--actions", "actions"],
@@ -82,7 +92,8 @@ def stack(rasa_model, tmp_path_factory) -> Iterator[Stack]:
     try:
         wait_until_up(f"http://127.0.0.1:{actions_port}/health", actions, folder / "actions.log")
         wait_until_up(f"http://127.0.0.1:{rasa_port}/status", rasa, folder / "rasa.log")
-        yield Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url)
+        yield Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url,
+                    folder / "media")
     finally:
         for process in (rasa, actions):
             process.terminate()
@@ -91,3 +102,10 @@ def stack(rasa_model, tmp_path_factory) -> Iterator[Stack]:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture
+def whatsapp(stack, sandbox):
+    """The sandbox, delivering this test's signed webhooks to the running stack's WhatsApp channel."""
+    sandbox.set_webhook_url(stack.webhook_url)
+    return sandbox
