@@ -421,3 +421,134 @@ class OutboundMessage(Base):
     delivered_at = Column(UTCDateTime)
     read_at = Column(UTCDateTime)
     failed_at = Column(UTCDateTime)
+
+
+# --- nurse handoff and staff (issue 5) ----------------------------------------------------------
+
+
+class StaffRole(str, enum.Enum):
+    nurse = "nurse"
+    admin = "admin"
+
+
+class StaffUser(Base):
+    """A clinic staff member who signs in to the nurse inbox. Passwords are stored as scrypt hashes only."""
+
+    __tablename__ = "staff_users"
+
+    id = Column(Integer, primary_key=True)
+    username = Column(String(100), nullable=False, unique=True)
+    password_hash = Column(String(300), nullable=False)
+    role = Column(
+        Enum(StaffRole, name="staff_role", native_enum=False, length=20, create_constraint=True),
+        nullable=False,
+        default=StaffRole.nurse,
+    )
+    active = Column(Boolean, nullable=False, default=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    # Lockout: failures counted since `first_failed_at`; sign-in refused until `locked_until`.
+    failed_logins = Column(Integer, nullable=False, default=0)
+    first_failed_at = Column(UTCDateTime)
+    locked_until = Column(UTCDateTime)
+    last_login_at = Column(UTCDateTime)
+
+
+class StaffSession(Base):
+    """A signed-in browser. Only the SHA-256 of the cookie token is stored: a leaked table signs no one in."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash = Column(String(64), primary_key=True)
+    staff_id = Column(ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False, index=True)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    expires_at = Column(UTCDateTime, nullable=False)
+
+
+class TicketStatus(str, enum.Enum):
+    """waiting → claimed → resolved; a release puts a claimed ticket back to waiting."""
+
+    waiting = "waiting"
+    claimed = "claimed"
+    resolved = "resolved"
+
+
+_OPEN_TICKET_SQL = "status <> 'resolved'"
+
+
+class HandoffTicket(Base):
+    """A conversation handed from the bot to a nurse. At most one open ticket per contact (partial unique index)."""
+
+    __tablename__ = "handoff_tickets"
+    __table_args__ = (
+        Index(
+            "uq_handoff_tickets_open_contact",
+            "contact_id",
+            unique=True,
+            sqlite_where=text(_OPEN_TICKET_SQL),
+            postgresql_where=text(_OPEN_TICKET_SQL),
+        ),
+        Index("ix_handoff_tickets_status", "status", "created_at"),
+        CheckConstraint("priority IN ('normal', 'urgent')", name="priority"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False)
+    reason = Column(String(30), nullable=False)  # request_human, medical_question, fallback, ...
+    priority = Column(String(10), nullable=False, default="normal")
+    language = Column(String(2))
+    summary = Column(JSON, nullable=False, default=dict)  # what the bot understood: intent, slots
+    status = Column(
+        Enum(TicketStatus, name="ticket_status", native_enum=False, length=20, create_constraint=True),
+        nullable=False,
+        default=TicketStatus.waiting,
+    )
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    claimed_by_id = Column(ForeignKey("staff_users.id"))
+    claimed_at = Column(UTCDateTime)
+    first_reply_at = Column(UTCDateTime)
+    resolved_by_id = Column(ForeignKey("staff_users.id"))
+    resolved_at = Column(UTCDateTime)
+
+    contact = relationship(Contact)
+    claimed_by = relationship(StaffUser, foreign_keys=[claimed_by_id])
+
+
+class TicketNote(Base):
+    """A private note on a ticket, for staff only: never sent to the patient."""
+
+    __tablename__ = "ticket_notes"
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(ForeignKey("handoff_tickets.id", ondelete="CASCADE"), nullable=False, index=True)
+    staff_id = Column(ForeignKey("staff_users.id"), nullable=False)
+    text = Column(Text, nullable=False)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+    staff = relationship(StaffUser)
+
+
+class CannedResponse(Base):
+    """A ready answer a nurse can insert into a reply, per language; admins edit the list."""
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (CheckConstraint("language IN ('it', 'en')", name="language"),)
+
+    id = Column(Integer, primary_key=True)
+    language = Column(String(2), nullable=False)
+    title = Column(String(100), nullable=False)
+    body = Column(Text, nullable=False)
+    updated_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class StaffEvent(Base):
+    """Who did what to which ticket (view, claim, reply, note, release, resolve): ids only, no message text."""
+
+    __tablename__ = "staff_events"
+
+    id = Column(Integer, primary_key=True)
+    staff_id = Column(ForeignKey("staff_users.id"), nullable=False, index=True)
+    action = Column(String(30), nullable=False)
+    ticket_id = Column(ForeignKey("handoff_tickets.id", ondelete="SET NULL"), index=True)
+    at = Column(UTCDateTime, nullable=False, default=utcnow)

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     )
     media_dir: Path = Field(PROJECT_ROOT / "var" / "media", description="Where received media files are kept.")
 
+    # Nurse handoff and the nurse inbox (issue 5).
+    inbox_host: str = Field("127.0.0.1", description="Address the nurse inbox listens on.")
+    inbox_port: int = Field(5080, description="Port of the nurse inbox (`python -m clinic.inbox`).")
+    inbox_cookie_secure: bool = Field(
+        True, description="Secure flag on session cookies; false only for plain-http hosts other than localhost."
+    )
+    inbox_session_hours: float = Field(12, gt=0, description="A nurse's sign-in lasts this long.")
+    handoff_sla_minutes: int = Field(10, ge=1, description="A ticket waiting longer than this is highlighted.")
+    handoff_staffed_hours: str = Field(
+        "mon-fri 08:00-19:00", description="When nurses answer, clinic time: `mon-fri 08:00-19:00,sat 08:00-12:00`."
+    )
+    staff_lockout_attempts: int = Field(5, ge=1, description="Failed sign-ins that lock a staff account.")
+    staff_lockout_minutes: int = Field(15, ge=1, description="Window for counting failures, and lockout length.")
+    rasa_url: str = Field("http://localhost:5005", description="Rasa's HTTP API, for handing a conversation back.")
+    rasa_token: str = Field("", description="Rasa's `--auth-token` (secret); empty when Rasa runs without one.")
+    demo_mode: bool = Field(False, description="Demo: the inbox creates the `demo-nurse` account at start.")
+
     @validator("clinic_timezone")
     def _known_zone(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls
         ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
