@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from tabulate import tabulate
 
-from clinic import migrate, model_cache, scheduling
+from clinic import migrate, model_cache, scheduling, staff
 from clinic.db import database
 from clinic.demo import seed
 from clinic.models import Practitioner, Specialty
@@ -115,6 +115,57 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(model_cache.ensure_model())
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    """From stdin (one line, for scripts) or a prompt typed twice; never from the command line."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise CliError("the two passwords differ")
+    return first
+
+
+def cmd_staff_add(args: argparse.Namespace) -> None:
+    user = staff.add_user(database(), args.username, _read_password(args), args.role)
+    print(f"staff user {user.username} added ({user.role.value})")
+
+
+def cmd_staff_list(args: argparse.Namespace) -> None:
+    users = staff.list_users(database())
+    if not users:
+        print("no staff users")
+        return
+    now = datetime.now(settings().zone)
+    rows = [
+        (u.username, u.role.value, "active" if u.active else "disabled",
+         "locked" if u.locked_until and u.locked_until > now else "")
+        for u in users
+    ]
+    print(tabulate(rows, headers=["username", "role", "state", "lockout"]))
+
+
+def cmd_staff_disable(args: argparse.Namespace) -> None:
+    staff.set_active(database(), args.username, False)
+    print(f"staff user {args.username} disabled (signed out everywhere)")
+
+
+def cmd_staff_enable(args: argparse.Namespace) -> None:
+    staff.set_active(database(), args.username, True)
+    print(f"staff user {args.username} enabled")
+
+
+def cmd_staff_password(args: argparse.Namespace) -> None:
+    staff.set_password(database(), args.username, _read_password(args))
+    print(f"password of {args.username} changed (signed out everywhere, lockout cleared)")
+
+
+def cmd_staff_demo(args: argparse.Namespace) -> None:
+    user = staff.ensure_demo_nurse(database())
+    print(f"demo nurse ready: {user.username} / {staff.DEMO_PASSWORD}")
+
+
 def parser() -> argparse.ArgumentParser:
     root = OneLineParser(prog="clinic", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
@@ -142,6 +193,29 @@ def parser() -> argparse.ArgumentParser:
     appointments.add_argument("--all", action="store_true", help="include cancelled appointments")
     appointments.set_defaults(run=cmd_appointments)
 
+    staff_cmd = commands.add_parser("staff", help="nurse inbox accounts")
+    staff_commands = staff_cmd.add_subparsers(
+        dest="staff_command", required=True, metavar="ACTION", parser_class=OneLineParser
+    )
+    add = staff_commands.add_parser("add", help="add a nurse or admin (password prompted)")
+    add.add_argument("--username", required=True)
+    add.add_argument("--role", choices=["nurse", "admin"], default="nurse")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
+    add.set_defaults(run=cmd_staff_add)
+    staff_commands.add_parser("list", help="every account and its state").set_defaults(run=cmd_staff_list)
+    for name, run, what in (("disable", cmd_staff_disable, "disable an account and end its sessions"),
+                            ("enable", cmd_staff_enable, "enable an account again")):
+        one = staff_commands.add_parser(name, help=what)
+        one.add_argument("--username", required=True)
+        one.set_defaults(run=run)
+    password = staff_commands.add_parser("password", help="set a new password (prompted)")
+    password.add_argument("--username", required=True)
+    password.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
+    password.set_defaults(run=cmd_staff_password)
+    staff_commands.add_parser("demo", help="create the demo nurse (DEMO_MODE=true only)").set_defaults(
+        run=cmd_staff_demo
+    )
+
     train = commands.add_parser("train", help="train the Rasa model unless one for this data exists")
     train.set_defaults(run=cmd_train)
     return root
@@ -151,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (CliError, scheduling.SchedulingError, model_cache.TrainingFailed) as error:
+    except (CliError, scheduling.SchedulingError, model_cache.TrainingFailed, staff.StaffError) as error:
         print(f"clinic: error: {error}", file=sys.stderr)
         return 1
     except SQLAlchemyError as error:
