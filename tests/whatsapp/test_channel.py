@@ -605,3 +605,29 @@ def test_the_channel_is_built_from_credentials_with_settings_as_fallback(monkeyp
     assert channel.config.phone_number_id == "123"
     assert channel.config.verify_token == "sandbox-verify-token"  # empty → the setting's default
     assert copy.copy(channel.config.api_base_url) == "http://localhost:5070"
+
+
+class Agent:
+    """What the channel asks of Rasa's agent (`app.ctx.agent`): whether a model is loaded."""
+
+    def __init__(self) -> None:
+        self.ready = False
+
+    def is_ready(self) -> bool:
+        return self.ready
+
+
+async def test_messages_wait_for_the_model_instead_of_being_dropped(db, graph, tmp_path):
+    bot = Bot()
+    server = Server(db, graph, bot, tmp_path / "media")
+    server.app.ctx.agent = agent = Agent()  # Rasa ignores messages while no model is loaded
+    await server.start()
+    try:
+        assert (await server.post(payload("text")))[0] == 200
+        await asyncio.sleep(1.0)
+        assert bot.seen == [] and server.inbound()[0].status is InboundStatus.pending
+        agent.ready = True
+        await server.settled()
+        assert len(bot.seen) == 1 and server.inbound()[0].status is InboundStatus.handled
+    finally:
+        await server.stop()
