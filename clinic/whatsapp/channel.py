@@ -17,6 +17,10 @@ messages are answered in order while different patients are served in parallel. 
 bot fails on is retried (`max_attempts` in all), then marked `failed`. Messages still pending
 when the process stopped are picked up when the server starts again.
 
+The Rasa conversation id is the contact's phone number, or its business-scoped user id while no
+number is known. Ordering and restart recovery assume one Rasa process serves the webhook (Rasa's
+default); several processes would need a claim on inbound rows (a lease column) first.
+
 Logs carry ids only (wamids, row ids, contact ids): never text, names or phone numbers.
 """
 
