@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from clinic import scheduling
 from clinic.db import Database
 from clinic.models import (
+    CannedResponse,
     Contact,
     ContactPatient,
     HandoffTicket,
@@ -515,3 +516,46 @@ def staffed(now: datetime | None = None, spec: str | None = None) -> bool:
         ):
             return True
     return False
+
+
+# --- canned responses (admins edit, nurses insert) --------------------------------------------------
+
+DEFAULT_CANNED = (
+    ("it", "Presa in carico", "Buongiorno, sono un'infermiera della clinica: ho letto il suo messaggio e la aiuto io."),
+    ("en", "Taking over", "Hello, I am a nurse at the clinic: I have read your message and I will help you."),
+)
+
+
+def canned_responses(db: Database, language: str | None = None) -> list[CannedResponse]:
+    with db.reading() as session:
+        query = select(CannedResponse).order_by(CannedResponse.language, CannedResponse.title)
+        if language:
+            query = query.where(CannedResponse.language == language)
+        return list(session.scalars(query))
+
+
+def save_canned(db: Database, language: str, title: str, body: str, canned_id: int | None = None) -> int:
+    """Create (no id) or change a canned response."""
+    title, body = title.strip(), body.strip()
+    if language not in ("it", "en") or not title or not body:
+        raise HandoffError("a canned response needs a language (it or en), a title and a text")
+    with db.transaction() as session:
+        row = CannedResponse() if canned_id is None else session.get(CannedResponse, canned_id)
+        if row is None:
+            raise HandoffError(f"no canned response {canned_id}")
+        row.language, row.title, row.body, row.updated_at = language, title[:100], body, utcnow()
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def delete_canned(db: Database, canned_id: int) -> None:
+    with db.transaction() as session:
+        session.execute(delete(CannedResponse).where(CannedResponse.id == canned_id))
+
+
+def seed_canned(db: Database) -> None:
+    """The demo's two canned responses, when there are none yet."""
+    if not canned_responses(db):
+        for language, title, body in DEFAULT_CANNED:
+            save_canned(db, language, title, body)

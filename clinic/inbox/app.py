@@ -1,0 +1,425 @@
+"""The nurse inbox web app (Sanic + Jinja2, server-rendered; a little JavaScript polls for live updates).
+
+Security: sessions are random tokens in HttpOnly SameSite=Strict cookies (Secure unless
+INBOX_COOKIE_SECURE=false), every POST carries the session's CSRF token (the login form a
+double-submit one), strict security headers on every answer, `no-store` so patient data stays off
+disk caches. Every view, claim, reply, note, release and resolution lands in `staff_events`.
+Logs carry ids only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import itertools
+import logging
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sanic import Sanic, response
+from sanic.request import Request
+from sqlalchemy import select
+
+from clinic import handoff, staff
+from clinic.db import Database, database
+from clinic.inbox.handback import CLOSING, resume_bot
+from clinic.models import Contact, utcnow
+from clinic.settings import settings
+from clinic.whatsapp.client import WhatsAppClient
+from clinic.whatsapp.types import GraphConfig
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "inbox_session"
+LOGIN_CSRF_COOKIE = "inbox_login_csrf"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+STATUS_LABELS = {
+    "held": "held: the 24-hour window is closed; goes out when the patient answers the template",
+    "queued": "queued",
+    "sending": "sending",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+}
+_names = itertools.count()
+
+
+def _local(moment: datetime | None, fmt: str = "%d %b %H:%M") -> str:
+    return moment.astimezone(settings().zone).strftime(fmt) if moment else ""
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _templates() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    env.filters["local"] = _local
+    env.filters["duration"] = _duration
+    return env
+
+
+def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
+    """The inbox app; the database defaults to DATABASE_URL, the WhatsApp client is made at start-up."""
+    app = Sanic(name or f"clinic_inbox_{next(_names)}")
+    app.config.FORWARDED_SECRET = None
+    app.ctx.db = db
+    app.ctx.client = None
+    jinja = _templates()
+    app.static("/static", str(HERE / "static"), name="static")
+
+    def db_() -> Database:
+        return app.ctx.db
+
+    async def run(function, *args, **kwargs):
+        """Database work off the event loop (SQLite writers may wait for the lock)."""
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    def page(template: str, request: Request, status: int = 200, **values: Any) -> response.HTTPResponse:
+        session = getattr(request.ctx, "session", None)
+        html = jinja.get_template(template).render(
+            me=session.staff if session else None, csrf=session.csrf_token if session else "", **values
+        )
+        return response.html(html, status=status)
+
+    def message(request: Request, status: int, title: str, text: str, back: str = "/") -> response.HTTPResponse:
+        return page("message.html", request, status=status, title=title, text=text, back=back)
+
+    # --- start-up and shutdown -----------------------------------------------------------------
+
+    @app.before_server_start
+    async def start(app_: Sanic, _loop) -> None:
+        if app_.ctx.db is None:
+            app_.ctx.db = database()
+        if settings().demo_mode:
+            await run(staff.ensure_demo_nurse, app_.ctx.db)
+            await run(handoff.seed_canned, app_.ctx.db)
+        # Created here, not at import: the client's loop must run on the server's event loop.
+        app_.ctx.client = WhatsAppClient(app_.ctx.db, GraphConfig.from_settings(settings()))
+        await app_.ctx.client.start()
+
+    @app.after_server_stop
+    async def stop(app_: Sanic, _loop) -> None:
+        if app_.ctx.client is not None:
+            await app_.ctx.client.close()
+
+    @app.on_response
+    async def headers(request: Request, answer: response.HTTPResponse) -> None:
+        for key, value in SECURITY_HEADERS.items():
+            answer.headers.setdefault(key, value)
+
+    # --- sessions and CSRF -----------------------------------------------------------------------
+
+    def set_cookie(answer: response.HTTPResponse, key: str, value: str, max_age: int | None = None) -> None:
+        answer.cookies[key] = value
+        cookie = answer.cookies[key]
+        cookie["httponly"] = True
+        cookie["samesite"] = "Strict"
+        cookie["path"] = "/"
+        if settings().inbox_cookie_secure:
+            cookie["secure"] = True
+        if max_age is not None:
+            cookie["max-age"] = max_age
+
+    def login_required(handler=None, *, admin: bool = False, api: bool = False):
+        """Loads the session (else login page / 401) and checks the CSRF token on every POST."""
+
+        def wrap(handler):
+            @functools.wraps(handler)
+            async def guarded(request: Request, *args, **kwargs):
+                session = await run(staff.session_for, db_(), request.cookies.get(SESSION_COOKIE))
+                if session is None:
+                    if api:
+                        return response.json({"error": "sign in"}, status=401)
+                    return response.redirect("/login", status=303)
+                request.ctx.session = session
+                request.ctx.staff = session.staff
+                if request.method == "POST":
+                    given = (request.form.get("csrf_token") if request.form else None) or ""
+                    if not hmac.compare_digest(given.encode(), session.csrf_token.encode()):
+                        return message(request, 403, "Form expired", "The form's security token is missing or "
+                                       "wrong. Reload the page and try again.")
+                if admin and not session.staff.is_admin:
+                    return message(request, 403, "Admins only", "Only an admin can change this.")
+                return await handler(request, *args, **kwargs)
+
+            return guarded
+
+        return wrap(handler) if handler else wrap
+
+    # --- sign in / out ---------------------------------------------------------------------------
+
+    @app.get("/login")
+    async def login_form(request: Request):
+        token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+        answer = page("login.html", request, login_csrf=token, error=None)
+        set_cookie(answer, LOGIN_CSRF_COOKIE, token)
+        return answer
+
+    @app.post("/login")
+    async def login(request: Request):
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+        given = request.form.get("csrf_token") or ""
+        if not cookie or not hmac.compare_digest(cookie.encode(), given.encode()):
+            return message(request, 403, "Form expired", "Reload the sign-in page and try again.", back="/login")
+        username = (request.form.get("username") or "").strip()
+        try:
+            user = await run(staff.authenticate, db_(), username, request.form.get("password") or "")
+        except staff.LockedOut as locked:
+            error = (f"Too many failed sign-ins: this account is locked until {_local(locked.until, '%H:%M')}. "
+                     "Ask an admin if you need in sooner.")
+            return page("login.html", request, status=429, login_csrf=cookie, error=error)
+        except staff.LoginFailed:
+            return page("login.html", request, status=401, login_csrf=cookie, error="Wrong username or password.")
+        token, _csrf = await run(staff.start_session, db_(), user.id)
+        logger.info("staff %s signed in", user.id)
+        answer = response.redirect("/", status=303)
+        set_cookie(answer, SESSION_COOKIE, token, max_age=int(settings().inbox_session_hours * 3600))
+        return answer
+
+    @app.post("/logout")
+    @login_required
+    async def logout(request: Request):
+        await run(staff.end_session, db_(), request.cookies.get(SESSION_COOKIE))
+        answer = response.redirect("/login", status=303)
+        del answer.cookies[SESSION_COOKIE]
+        return answer
+
+    # --- the queue ---------------------------------------------------------------------------------
+
+    def queue_json(items: list[handoff.QueueItem]) -> dict:
+        return {
+            "count": len(items),
+            "waiting": sum(i.ticket.status.value == "waiting" for i in items),
+            "urgent": sum(i.ticket.priority == "urgent" and i.ticket.status.value == "waiting" for i in items),
+            "sla_breached": sum(i.sla_breached for i in items),
+            "tickets": [
+                {
+                    "id": i.ticket.id,
+                    "url": f"/tickets/{i.ticket.id}",
+                    "name": i.contact_name,
+                    "reason": i.ticket.reason.replace("_", " "),
+                    "priority": i.ticket.priority,
+                    "status": i.ticket.status.value,
+                    "claimed_by": i.ticket.claimed_by or "",
+                    "waiting": _duration(i.waiting_seconds),
+                    "window": _duration(i.window_seconds_left) + " left" if i.window_seconds_left else "closed",
+                    "window_open": bool(i.window_seconds_left),
+                    "sla_breached": i.sla_breached,
+                }
+                for i in items
+            ],
+        }
+
+    @app.get("/")
+    @login_required
+    async def queue_page(request: Request):
+        items = await run(handoff.queue, db_())
+        return page("queue.html", request, queue=queue_json(items), sla=settings().handoff_sla_minutes,
+                    staffed=handoff.staffed())
+
+    @app.get("/api/queue")
+    @login_required(api=True)
+    async def queue_api(request: Request):
+        return response.json(queue_json(await run(handoff.queue, db_())))
+
+    # --- one conversation ----------------------------------------------------------------------
+
+    def contact_of(contact_id: int) -> Contact:
+        with db_().reading() as session:
+            return session.execute(select(Contact).where(Contact.id == contact_id)).scalar_one()
+
+    def conversation_json(ticket: handoff.TicketView) -> dict:
+        contact = contact_of(ticket.contact_id)
+        entries = handoff.transcript(db_(), ticket.contact_id)
+        left = handoff.window_left(contact, utcnow())
+        return {
+            "ticket": {"id": ticket.id, "status": ticket.status.value, "claimed_by": ticket.claimed_by or "",
+                       "priority": ticket.priority},
+            "window_open": bool(left),
+            "window": _duration(left) + " left" if left else "closed",
+            "entries": [
+                {
+                    "key": e.key,
+                    "direction": e.direction,
+                    "at": _local(e.at, "%d %b %H:%M:%S"),
+                    "kind": e.kind,
+                    "text": e.text,
+                    "media": (e.media or {}).get("mime") or ((e.media or {}).get("filename")) or ("file" if e.media
+                                                                                                  else ""),
+                    "who": ("patient" if e.direction == "in" else
+                            (e.source or "").replace("inbox:", "nurse ") if (e.source or "").startswith("inbox:")
+                            else "bot" if e.source == "bot" else (e.source or "clinic")),
+                    "status": e.status or "",
+                    "status_label": STATUS_LABELS.get(e.status or "", e.status or ""),
+                    "error": f"{e.error_code or ''} {e.error_title or ''}".strip(),
+                }
+                for e in entries
+            ],
+        }
+
+    async def load_ticket(request: Request, ticket_id: int):
+        try:
+            return await run(handoff.get, db_(), ticket_id), None
+        except handoff.TicketNotFound:
+            return None, message(request, 404, "No such conversation", f"There is no ticket {ticket_id}.")
+
+    @app.get("/tickets/<ticket_id:int>")
+    @login_required
+    async def ticket_page(request: Request, ticket_id: int):
+        ticket, error = await load_ticket(request, ticket_id)
+        if error:
+            return error
+        summary = await run(handoff.summary, db_(), ticket_id)
+        conversation = await run(conversation_json, ticket)
+        notes = await run(handoff.notes, db_(), ticket_id)
+        canned = await run(handoff.canned_responses, db_())
+        await run(handoff.log_event, db_(), request.ctx.staff.id, "view", ticket_id)
+        return page("ticket.html", request, ticket=ticket, summary=summary, conversation=conversation,
+                    notes=notes, canned=canned, mine=ticket.claimed_by_id == request.ctx.staff.id)
+
+    @app.get("/api/tickets/<ticket_id:int>")
+    @login_required(api=True)
+    async def ticket_api(request: Request, ticket_id: int):
+        try:
+            ticket = await run(handoff.get, db_(), ticket_id)
+        except handoff.TicketNotFound:
+            return response.json({"error": "not found"}, status=404)
+        return response.json(await run(conversation_json, ticket))
+
+    @app.post("/tickets/<ticket_id:int>/claim")
+    @login_required
+    async def claim(request: Request, ticket_id: int):
+        try:
+            await run(handoff.claim, db_(), ticket_id, request.ctx.staff.id)
+        except handoff.AlreadyClaimed as taken:
+            return message(request, 409, "Already claimed", f"This conversation is already claimed by {taken.by}.",
+                           back=f"/tickets/{ticket_id}")
+        except handoff.TicketClosed:
+            return message(request, 409, "Already resolved", "This conversation was handed back to the bot.")
+        except handoff.TicketNotFound:
+            return message(request, 404, "No such conversation", f"There is no ticket {ticket_id}.")
+        return response.redirect(f"/tickets/{ticket_id}", status=303)
+
+    async def holder_action(request: Request, ticket_id: int, action) -> response.HTTPResponse | None:
+        try:
+            await action()
+        except handoff.NotHolder:
+            return message(request, 403, "Claim it first", "Only the nurse who claimed this conversation can do "
+                           "that. Claim it (or ask its nurse to release it).", back=f"/tickets/{ticket_id}")
+        except handoff.TicketClosed:
+            return message(request, 409, "Already resolved", "This conversation was handed back to the bot.")
+        except handoff.TicketNotFound:
+            return message(request, 404, "No such conversation", f"There is no ticket {ticket_id}.")
+        return None
+
+    @app.post("/tickets/<ticket_id:int>/reply")
+    @login_required
+    async def reply(request: Request, ticket_id: int):
+        text = (request.form.get("text") or "").strip()
+        if not text:
+            return message(request, 400, "Empty reply", "Write something first.", back=f"/tickets/{ticket_id}")
+        if len(text) > 4096:
+            return message(request, 400, "Too long", "WhatsApp takes at most 4096 characters.",
+                           back=f"/tickets/{ticket_id}")
+        me = request.ctx.staff
+
+        async def send() -> None:
+            ticket = await run(handoff.get, db_(), ticket_id)
+            if ticket.claimed_by_id != me.id:
+                raise handoff.TicketClosed() if ticket.status.value == "resolved" else handoff.NotHolder()
+            body = {"type": "text", "text": {"body": text}}
+            await run(app.ctx.client.enqueue, ticket.contact_id, [body], source=f"inbox:{me.username}"[:50])
+            app.ctx.client.kick()
+            await run(handoff.replied, db_(), ticket_id, me.id)
+
+        return await holder_action(request, ticket_id, send) or response.redirect(
+            f"/tickets/{ticket_id}#reply", status=303)
+
+    @app.post("/tickets/<ticket_id:int>/notes")
+    @login_required
+    async def note(request: Request, ticket_id: int):
+        try:
+            await run(handoff.add_note, db_(), ticket_id, request.ctx.staff.id, request.form.get("text") or "")
+        except handoff.TicketNotFound:
+            return message(request, 404, "No such conversation", f"There is no ticket {ticket_id}.")
+        except handoff.HandoffError as error:
+            return message(request, 400, "Note not saved", str(error), back=f"/tickets/{ticket_id}")
+        return response.redirect(f"/tickets/{ticket_id}#notes", status=303)
+
+    @app.post("/tickets/<ticket_id:int>/release")
+    @login_required
+    async def release(request: Request, ticket_id: int):
+        async def act() -> None:
+            await run(handoff.release, db_(), ticket_id, request.ctx.staff.id)
+
+        return await holder_action(request, ticket_id, act) or response.redirect("/", status=303)
+
+    @app.post("/tickets/<ticket_id:int>/resolve")
+    @login_required
+    async def resolve(request: Request, ticket_id: int):
+        done: dict = {}
+
+        async def act() -> None:
+            done["ticket"] = await run(handoff.resolve, db_(), ticket_id, request.ctx.staff.id)
+
+        failed = await holder_action(request, ticket_id, act)
+        if failed:
+            return failed
+        ticket = done["ticket"]
+        contact = await run(contact_of, ticket.contact_id)
+        language = ticket.language or contact.language or settings().default_language
+        closing = CLOSING.get(language, CLOSING["en"])
+        if handoff.window_left(contact, utcnow()):  # outside the window a template would only confuse
+            body = {"type": "text", "text": {"body": closing}}
+            await run(app.ctx.client.enqueue, contact.id, [body], source="inbox:handback")
+        sender_id = contact.wa_id or contact.user_id or ""
+        await resume_bot(settings().rasa_url, settings().rasa_token, sender_id, closing, ticket_id)
+        return response.redirect("/", status=303)
+
+    # --- canned responses ------------------------------------------------------------------------
+
+    @app.get("/canned")
+    @login_required
+    async def canned_page(request: Request):
+        return page("canned.html", request, canned=await run(handoff.canned_responses, db_()))
+
+    @app.post("/canned")
+    @login_required(admin=True)
+    async def canned_add(request: Request):
+        return await save_canned(request, None)
+
+    @app.post("/canned/<canned_id:int>")
+    @login_required(admin=True)
+    async def canned_edit(request: Request, canned_id: int):
+        return await save_canned(request, canned_id)
+
+    async def save_canned(request: Request, canned_id: int | None):
+        form = request.form
+        try:
+            await run(handoff.save_canned, db_(), form.get("language") or "", form.get("title") or "",
+                      form.get("body") or "", canned_id)
+        except handoff.HandoffError as error:
+            return message(request, 400, "Not saved", str(error), back="/canned")
+        return response.redirect("/canned", status=303)
+
+    @app.post("/canned/<canned_id:int>/delete")
+    @login_required(admin=True)
+    async def canned_delete(request: Request, canned_id: int):
+        await run(handoff.delete_canned, db_(), canned_id)
+        return response.redirect("/canned", status=303)
+
+    return app
