@@ -1,0 +1,204 @@
+"""The inbox over real HTTP: sign-in, CSRF, lockout, claims, replies through the sandbox, hand-back to Rasa."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from clinic import handoff
+from clinic.models import OutboundMessage, OutboundStatus, StaffEvent, StaffRole, TicketStatus
+from tests.inbox.conftest import PASSWORD, add_contact, add_nurse
+from tests.whatsapp_sandbox import wait_until
+
+PATIENT = "393335550101"
+
+
+def test_pages_need_a_session_and_carry_security_headers(db, start_inbox):
+    inbox = start_inbox()
+    anonymous = inbox.client()
+    assert anonymous.get("/").headers["Location"] == "/login"
+    assert anonymous.get("/api/queue").status_code == 401
+    page = anonymous.get("/login")
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert (page.headers["X-Frame-Options"], page.headers["X-Content-Type-Options"]) == ("DENY", "nosniff")
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    cookie = page.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_ends_it(db, start_inbox):
+    add_nurse(db, "rossi")
+    inbox = start_inbox(INBOX_COOKIE_SECURE="true")
+    client = inbox.client()
+    form = client.get("/login")
+    assert "Secure" in form.headers["Set-Cookie"]
+    login_cookie = form.headers["Set-Cookie"].split(";")[0]  # requests keeps Secure cookies off plain http
+    answer = client.http.post(inbox.base_url + "/login", allow_redirects=False, headers={"Cookie": login_cookie},
+                              data={"username": "rossi", "password": PASSWORD, "csrf_token": client.csrf})
+    assert answer.status_code == 303
+    cookie = answer.headers["Set-Cookie"]
+    assert "inbox_session=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" in cookie
+    session_cookie = cookie.split(";")[0]
+    assert client.http.get(inbox.base_url + "/", headers={"Cookie": session_cookie}).status_code == 200
+    csrf = client.http.get(inbox.base_url + "/", headers={"Cookie": session_cookie}).text.split(
+        'name="csrf_token" value="')[1].split('"')[0]
+    out = client.http.post(inbox.base_url + "/logout", data={"csrf_token": csrf}, headers={"Cookie": session_cookie},
+                           allow_redirects=False)
+    assert out.status_code == 303
+    assert client.http.get(inbox.base_url + "/", headers={"Cookie": session_cookie},
+                           allow_redirects=False).status_code == 303
+
+
+def test_wrong_password_then_lockout(db, start_inbox):
+    add_nurse(db, "rossi")
+    inbox = start_inbox(STAFF_LOCKOUT_ATTEMPTS="3")
+    client = inbox.client()
+    assert client.login("rossi", "wrong").status_code == 401
+    assert client.login("rossi", "wrong").status_code == 401
+    locked = client.login("rossi", "wrong")
+    assert locked.status_code == 429 and "locked until" in locked.text
+    still = client.login("rossi", "correct-horse-battery")
+    assert still.status_code == 429 and "locked" in still.text
+
+
+def test_posts_without_the_csrf_token_are_refused(db, start_inbox):
+    add_nurse(db, "rossi")
+    ticket = handoff.open_ticket(db, add_contact(db, PATIENT), "request_human")
+    inbox = start_inbox()
+    assert inbox.client().post("/login", {"username": "rossi", "password": "x"}, csrf=False).status_code == 403
+    client = inbox.client("rossi")
+    refused = client.post(f"/tickets/{ticket.id}/claim", csrf=False)
+    assert refused.status_code == 403 and "security token" in refused.text
+    assert client.post(f"/tickets/{ticket.id}/claim", {"csrf_token": "forged"}).status_code == 403
+    assert handoff.get(db, ticket.id).status is TicketStatus.waiting
+    assert client.post("/logout").status_code == 303
+    assert client.get("/").status_code == 303
+
+
+def test_two_nurses_claim_at_once_one_wins_the_other_is_told_who(db, start_inbox):
+    add_nurse(db, "rossi"), add_nurse(db, "bianchi")
+    ticket = handoff.open_ticket(db, add_contact(db, PATIENT), "medical_question")
+    inbox = start_inbox()
+    clients = [inbox.client("rossi"), inbox.client("bianchi")]
+    barrier, answers = threading.Barrier(2), [None, None]
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        answers[i] = clients[i].post(f"/tickets/{ticket.id}/claim")
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(2)]
+    [t.start() for t in threads], [t.join() for t in threads]
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [303, 409], statuses
+    winner = handoff.get(db, ticket.id).claimed_by
+    loser = next(a for a in answers if a.status_code == 409)
+    assert f"already claimed by {winner}" in loser.text
+
+
+def test_queue_lists_urgent_first_with_window_and_sla(db, start_inbox):
+    add_nurse(db, "rossi")
+    calm = add_contact(db, "393335550102", "Calm Caller", hours_ago=30)
+    urgent = add_contact(db, "393335550103", "Urgent Caller", hours_ago=2)
+    handoff.open_ticket(db, calm, "request_human", now=handoff.utcnow() - timedelta(minutes=20))
+    handoff.open_ticket(db, urgent, "emergency")
+    client = start_inbox(HANDOFF_SLA_MINUTES="5").client("rossi")
+    data = client.get("/api/queue").json()
+    assert [t["name"] for t in data["tickets"]] == ["Urgent Caller", "Calm Caller"]
+    assert [t["window_open"] for t in data["tickets"]] == [True, False]
+    assert [t["sla_breached"] for t in data["tickets"]] == [False, True]
+    assert (data["waiting"], data["urgent"]) == (2, 1)
+    page = client.get("/").text
+    assert page.index("Urgent Caller") < page.index("Calm Caller") and "over SLA" in page
+
+
+def test_reply_reaches_the_patient_through_the_sandbox_and_everything_is_recorded(db, start_inbox, sandbox):
+    nurse = add_nurse(db, "rossi")
+    contact = add_contact(db, PATIENT)
+    sandbox.open_window(PATIENT)
+    ticket = handoff.open_ticket(db, contact, "request_human")
+    client = start_inbox(**sandbox.env).client("rossi")
+
+    assert client.post(f"/tickets/{ticket.id}/reply", {"text": "before claiming"}).status_code == 403
+    assert client.post(f"/tickets/{ticket.id}/claim").status_code == 303
+    client.get(f"/tickets/{ticket.id}")
+    assert client.post(f"/tickets/{ticket.id}/reply", {"text": "Buongiorno, sono l'infermiera"}).status_code == 303
+    (received,) = sandbox.wait_received(PATIENT)
+    assert received["request"]["text"]["body"] == "Buongiorno, sono l'infermiera"
+
+    def sent():
+        entries = client.get(f"/api/tickets/{ticket.id}").json()["entries"]
+        return [e for e in entries if e["status"] == "sent"]
+
+    (entry,) = wait_until(sent, what="the reply to show as sent")
+    assert (entry["who"], entry["text"]) == ("nurse rossi", "Buongiorno, sono l'infermiera")
+    assert client.post(f"/tickets/{ticket.id}/notes", {"text": "private: allergic"}).status_code == 303
+    assert "private: allergic" in client.get(f"/tickets/{ticket.id}").text
+    assert all(r["request"]["type"] != "text" or "allergic" not in r["request"]["text"]["body"]
+               for r in sandbox.received(PATIENT))
+    with db.reading() as s:
+        actions = s.scalars(select(StaffEvent.action).where(StaffEvent.staff_id == nurse).order_by(StaffEvent.id))
+        assert list(actions) == ["claim", "view", "reply", "note", "view"]
+        assert handoff.get(db, ticket.id).first_reply_at is not None
+
+
+def test_closed_window_sends_the_template_and_holds_the_reply(db, start_inbox, sandbox):
+    add_nurse(db, "rossi")
+    contact = add_contact(db, PATIENT, hours_ago=30)
+    sandbox.close_window(PATIENT)
+    ticket = handoff.open_ticket(db, contact, "request_human")
+    client = start_inbox(**sandbox.env).client("rossi")
+    client.post(f"/tickets/{ticket.id}/claim")
+    page = client.get(f"/tickets/{ticket.id}").text
+    assert "24-hour window is closed" in page and "Send template and queue reply" in page
+
+    client.post(f"/tickets/{ticket.id}/reply", {"text": "Le scrivo per il referto"})
+    (received,) = sandbox.wait_received(PATIENT)
+    assert received["request"]["type"] == "template"
+    with db.reading() as s:
+        reply = s.execute(select(OutboundMessage).where(OutboundMessage.kind == "text")).scalar_one()
+    assert reply.status is OutboundStatus.held
+    entries = client.get(f"/api/tickets/{ticket.id}").json()["entries"]
+    held = next(e for e in entries if e["kind"] == "text")
+    assert held["status"] == "held" and "window is closed" in held["status_label"]
+
+
+def test_resolve_hands_back_to_rasa_with_resume_and_a_closing_line(db, start_inbox, fake_rasa):
+    nurse = add_nurse(db, "rossi")
+    ticket = handoff.open_ticket(db, add_contact(db, PATIENT), "request_human", language="en")
+    client = start_inbox(RASA_URL=fake_rasa.url, RASA_TOKEN="s3cret").client("rossi")
+    client.post(f"/tickets/{ticket.id}/claim")
+    assert client.post(f"/tickets/{ticket.id}/resolve").headers["Location"] == "/"
+    (path, events), = fake_rasa.requests
+    assert path == f"/conversations/{PATIENT}/tracker/events?token=s3cret"
+    assert [e["event"] for e in events] == ["resume", "bot"] and "nurse" in events[1]["text"]
+    assert handoff.get(db, ticket.id).status is TicketStatus.resolved
+    with db.reading() as s:
+        assert "resolve" in s.scalars(select(StaffEvent.action).where(StaffEvent.staff_id == nurse)).all()
+
+
+def test_resolve_succeeds_when_rasa_is_down(db, start_inbox):
+    add_nurse(db, "rossi")
+    ticket = handoff.open_ticket(db, add_contact(db, PATIENT), "request_human")
+    inbox = start_inbox()  # RASA_URL points at a closed port
+    client = inbox.client("rossi")
+    client.post(f"/tickets/{ticket.id}/claim")
+    assert client.post(f"/tickets/{ticket.id}/resolve").status_code == 303
+    assert handoff.get(db, ticket.id).status is TicketStatus.resolved
+    log = inbox.log.read_text()
+    assert f"ticket {ticket.id}: Rasa unreachable" in log and PATIENT not in log
+
+
+def test_canned_responses_are_edited_by_admins_only(db, start_inbox):
+    add_nurse(db, "rossi"), add_nurse(db, "capo", StaffRole.admin)
+    inbox = start_inbox()
+    nurse, admin = inbox.client("rossi"), inbox.client("capo")
+    assert nurse.post("/canned", {"language": "it", "title": "Ciao", "body": "Buongiorno"}).status_code == 403
+    assert admin.post("/canned", {"language": "it", "title": "Ciao", "body": "Buongiorno"}).status_code == 303
+    (canned,) = handoff.canned_responses(db)
+    assert admin.post(f"/canned/{canned.id}", {"language": "en", "title": "Hi", "body": "Hello"}).status_code == 303
+    assert [(c.language, c.title) for c in handoff.canned_responses(db)] == [("en", "Hi")]
+    assert "Hello" in nurse.get("/canned").text
+    assert admin.post(f"/canned/{canned.id}/delete").status_code == 303
+    assert handoff.canned_responses(db) == []
