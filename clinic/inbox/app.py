@@ -21,13 +21,14 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Sanic, response
+from sanic.exceptions import SanicException
 from sanic.request import Request
 from sqlalchemy import select
 
 from clinic import handoff, staff
 from clinic.db import Database, database
 from clinic.inbox.handback import CLOSING, resume_bot
-from clinic.models import Contact, utcnow
+from clinic.models import Contact, InboundMessage, utcnow
 from clinic.settings import settings
 from clinic.whatsapp.client import WhatsAppClient
 from clinic.whatsapp.types import GraphConfig
@@ -115,6 +116,17 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
     async def stop(app_: Sanic, _loop) -> None:
         if app_.ctx.client is not None:
             await app_.ctx.client.close()
+
+    @app.exception(Exception)
+    async def failure(request: Request, error: Exception):
+        """Known HTTP errors answer plainly; anything else is logged by type only (SQL errors quote
+        their parameters, i.e. patient text) and answers a bare 500.
+        """
+        if isinstance(error, SanicException):
+            return response.text(str(error) or "error", status=getattr(error, "status_code", 500) or 500)
+        logger.error("inbox %s %s failed: %s", request.method, request.route.name if request.route else "-",
+                     type(error).__name__)
+        return response.text("Something went wrong; it was logged. Try again.", status=500)
 
     @app.on_response
     async def headers(request: Request, answer: response.HTTPResponse) -> None:
@@ -266,6 +278,8 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
                     "status": e.status or "",
                     "status_label": STATUS_LABELS.get(e.status or "", e.status or ""),
                     "error": f"{e.error_code or ''} {e.error_title or ''}".strip(),
+                    "media_url": (f"/tickets/{ticket.id}/media/{e.key[3:]}"
+                                  if e.direction == "in" and (e.media or {}).get("path") else ""),
                 }
                 for e in entries
             ],
@@ -287,9 +301,12 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         conversation = await run(conversation_json, ticket)
         notes = await run(handoff.notes, db_(), ticket_id)
         canned = await run(handoff.canned_responses, db_())
+        colleagues = [u.username for u in await run(staff.list_users, db_())
+                      if u.active and u.id != request.ctx.staff.id]
         await run(handoff.log_event, db_(), request.ctx.staff.id, "view", ticket_id)
         return page("ticket.html", request, ticket=ticket, summary=summary, conversation=conversation,
-                    notes=notes, canned=canned, mine=ticket.claimed_by_id == request.ctx.staff.id)
+                    notes=notes, canned=canned, colleagues=colleagues,
+                    mine=ticket.claimed_by_id == request.ctx.staff.id)
 
     @app.get("/api/tickets/<ticket_id:int>")
     @login_required(api=True)
@@ -389,6 +406,42 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         sender_id = contact.wa_id or contact.user_id or ""
         await resume_bot(settings().rasa_url, settings().rasa_token, sender_id, closing, ticket_id)
         return response.redirect("/", status=303)
+
+    def media_file(contact_id: int, inbound_id: int) -> tuple[Path, str] | None:
+        with db_().reading() as session:
+            row = session.get(InboundMessage, inbound_id)
+            if row is None or row.contact_id != contact_id or not row.media_path:
+                return None
+            root = settings().media_dir.resolve()
+            path = (root / row.media_path).resolve()
+            if root not in path.parents or not path.is_file():
+                return None
+            return path, row.media_mime or "application/octet-stream"
+
+    @app.get("/tickets/<ticket_id:int>/media/<inbound_id:int>")
+    @login_required
+    async def media(request: Request, ticket_id: int, inbound_id: int):
+        ticket, error = await load_ticket(request, ticket_id)
+        if error:
+            return error
+        found = await run(media_file, ticket.contact_id, inbound_id)
+        if found is None:
+            return message(request, 404, "No such file", "This attachment is not available.")
+        await run(handoff.log_event, db_(), request.ctx.staff.id, "view_media", ticket_id)
+        path, mime = found
+        return await response.file(path, mime_type=mime, headers={"Content-Disposition": "inline"})
+
+    @app.post("/tickets/<ticket_id:int>/reassign")
+    @login_required
+    async def reassign(request: Request, ticket_id: int):
+        target = await run(staff.by_username, db_(), request.form.get("username") or "")
+        if target is None or not target.active:
+            return message(request, 400, "No such nurse", "Pick an active colleague.", back=f"/tickets/{ticket_id}")
+
+        async def act() -> None:
+            await run(handoff.reassign, db_(), ticket_id, target.id, request.ctx.staff.id)
+
+        return await holder_action(request, ticket_id, act) or response.redirect("/", status=303)
 
     # --- canned responses ------------------------------------------------------------------------
 

@@ -202,3 +202,41 @@ def test_canned_responses_are_edited_by_admins_only(db, start_inbox):
     assert "Hello" in nurse.get("/canned").text
     assert admin.post(f"/canned/{canned.id}/delete").status_code == 303
     assert handoff.canned_responses(db) == []
+
+
+def test_attachments_are_served_to_signed_in_staff_only_from_the_media_dir(db, start_inbox, tmp_path):
+    from clinic.models import InboundMessage, utcnow
+
+    add_nurse(db, "rossi")
+    contact = add_contact(db, PATIENT)
+    media_dir = tmp_path / "media"
+    (media_dir / "in").mkdir(parents=True)
+    (media_dir / "in" / "rash.jpg").write_bytes(b"\xff\xd8jpeg")
+    with db.transaction() as s:
+        row = InboundMessage(wamid="w.img", contact_id=contact, phone_number_id="1", type="image",
+                             payload={"image": {"mime_type": "image/jpeg"}}, media_id="m1", media_path="in/rash.jpg",
+                             media_mime="image/jpeg", sent_at=utcnow())
+        s.add(row)
+        s.flush()
+        inbound_id = row.id
+    ticket = handoff.open_ticket(db, contact, "attachment")
+    inbox = start_inbox(MEDIA_DIR=str(media_dir))
+    client = inbox.client("rossi")
+    (entry,) = client.get(f"/api/tickets/{ticket.id}").json()["entries"]
+    assert entry["media_url"] == f"/tickets/{ticket.id}/media/{inbound_id}"
+    got = client.get(entry["media_url"])
+    assert (got.status_code, got.content, got.headers["Content-Type"]) == (200, b"\xff\xd8jpeg", "image/jpeg")
+    assert inbox.client().get(entry["media_url"]).status_code == 303
+    other = handoff.open_ticket(db, add_contact(db, "393335550199", "Other"), "request_human")
+    assert client.get(f"/tickets/{other.id}/media/{inbound_id}").status_code == 404
+
+
+def test_reassign_to_a_colleague(db, start_inbox):
+    add_nurse(db, "rossi"), add_nurse(db, "bianchi")
+    ticket = handoff.open_ticket(db, add_contact(db, PATIENT), "request_human")
+    client = start_inbox().client("rossi")
+    client.post(f"/tickets/{ticket.id}/claim")
+    assert 'id="reassign-to"' in client.get(f"/tickets/{ticket.id}").text
+    assert client.post(f"/tickets/{ticket.id}/reassign", {"username": "bianchi"}).status_code == 303
+    assert handoff.get(db, ticket.id).claimed_by == "bianchi"
+    assert client.post(f"/tickets/{ticket.id}/reassign", {"username": "rossi"}).status_code == 403

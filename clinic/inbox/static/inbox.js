@@ -82,7 +82,10 @@
     li.appendChild(el("span", {"class": "meta"}, e.who + " · " + e.at));
     li.appendChild(document.createTextNode(" "));
     li.appendChild(el("span", {"class": "text"}, e.text));
-    if (e.media) { li.appendChild(el("span", {"class": "media"}, "[" + e.media + "]")); }
+    if (e.media_url) {
+      li.appendChild(el("a", {"class": "media", href: e.media_url, target: "_blank", rel: "noopener"},
+                        "open attachment (" + e.media + ")"));
+    } else if (e.media) { li.appendChild(el("span", {"class": "media"}, "[" + e.media + "]")); }
     if (e.status) { li.appendChild(el("span", {"class": "status status-" + e.status})); }
     setStatus(li, e);
     return li;
