@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     rasa_url: str = Field("http://localhost:5005", description="Rasa's HTTP API, for handing a conversation back.")
     rasa_token: str = Field("", description="Rasa's `--auth-token` (secret); empty when Rasa runs without one.")
     demo_mode: bool = Field(False, description="Demo: the inbox creates the `demo-nurse` account at start.")
+    handoff_webhook_url: str = Field(
+        "", description="POSTed (ids only) when a ticket starts waiting or breaches the SLA; empty: off."
+    )
 
     @validator("clinic_timezone")
     def _known_zone(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls

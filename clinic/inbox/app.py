@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from clinic import handoff, staff
 from clinic.db import Database, database
+from clinic.inbox.alerts import Alerts
 from clinic.inbox.handback import CLOSING, resume_bot
 from clinic.models import Contact, InboundMessage, utcnow
 from clinic.settings import settings
@@ -111,9 +112,15 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         # Created here, not at import: the client's loop must run on the server's event loop.
         app_.ctx.client = WhatsAppClient(app_.ctx.db, GraphConfig.from_settings(settings()))
         await app_.ctx.client.start()
+        app_.ctx.alerts = None
+        if settings().handoff_webhook_url:
+            app_.ctx.alerts = Alerts(app_.ctx.db, settings().handoff_webhook_url)
+            app_.ctx.alerts.start()
 
     @app.after_server_stop
     async def stop(app_: Sanic, _loop) -> None:
+        if getattr(app_.ctx, "alerts", None) is not None:
+            await app_.ctx.alerts.close()
         if app_.ctx.client is not None:
             await app_.ctx.client.close()
 

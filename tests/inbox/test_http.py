@@ -240,3 +240,17 @@ def test_reassign_to_a_colleague(db, start_inbox):
     assert client.post(f"/tickets/{ticket.id}/reassign", {"username": "bianchi"}).status_code == 303
     assert handoff.get(db, ticket.id).claimed_by == "bianchi"
     assert client.post(f"/tickets/{ticket.id}/reassign", {"username": "rossi"}).status_code == 403
+
+
+def test_webhook_announces_new_tickets_and_sla_breaches_with_ids_only(db, start_inbox, fake_rasa):
+    receiver = fake_rasa  # any recording HTTP server will do
+    old = handoff.open_ticket(db, add_contact(db, PATIENT), "request_human",
+                              now=handoff.utcnow() - timedelta(minutes=30))
+    start_inbox(HANDOFF_WEBHOOK_URL=receiver.url + "/alerts", HANDOFF_SLA_MINUTES="10")
+    wait_until(lambda: len(receiver.requests) >= 2, what="two alerts")
+    new = handoff.open_ticket(db, add_contact(db, "393335550120", "New"), "emergency")
+    wait_until(lambda: len(receiver.requests) >= 3, what="the new ticket's alert")
+    events = sorted((body["event"], body["ticket_id"]) for _, body in receiver.requests)
+    assert events == sorted([("ticket_waiting", old.id), ("sla_breached", old.id), ("ticket_waiting", new.id)])
+    assert all(set(body) == {"event", "ticket_id", "priority", "reason", "waiting_seconds"}
+               for _, body in receiver.requests)
