@@ -1,0 +1,265 @@
+"""Benchmark the WhatsApp path against bare Rasa on the same model, in the same run.
+
+    RASA_TELEMETRY_ENABLED=false .venv/bin/python bench/webhook.py [--levels 1,10,50,200]
+        [--human-messages 4] [--fast-messages 4] [--out /tmp/webhook-bench.json]
+
+Starts a throw-away stack: a seeded SQLite clinic, the action server, the Rasa server (cached model,
+`whatsapp` + `rest` channels) and the WhatsApp sandbox as the Graph API. The script plays Meta: it
+signs each patient message and POSTs it to the channel's webhook, timing the acknowledgement; the
+sandbox records when each reply reached the Graph API (`accepted_at`), so reply latency =
+Graph send − webhook POST start, whatever the polling. Each level runs twice per channel:
+- human pace: every patient writes a message every ~10 s (random phase and ±20 % jitter);
+- as fast as replies come: a patient writes the next message as soon as the previous was answered.
+Bare Rasa is the REST channel of the same server (`/webhooks/rest/webhook`, answer in the response).
+Patients are new numbers each level; they greet, ask hours, address, help and thank (one reply each).
+Prints a Markdown table; results are recorded by hand in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from clinic import migrate, model_cache  # noqa: E402
+from clinic.db import Database  # noqa: E402
+from clinic.demo import seed  # noqa: E402
+from clinic.sandbox.webhooks import meta_json, signature  # noqa: E402
+
+MESSAGES = ["ciao", "che orari fate?", "dove siete?", "cosa sai fare?", "grazie mille"]
+HUMAN_INTERVAL = 10.0
+SECRET, TOKEN, PHONE_ID = "bench-secret", "bench-token", "100000000000001"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_up(url: str, process: subprocess.Popen, seconds: float = 600) -> None:
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url}: process exited with {process.returncode}")
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"{url} not up after {seconds}s")
+
+
+def meta_message(wa_id: str, wamid: str, text: str) -> bytes:
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "390200000000", "phone_number_id": PHONE_ID},
+        "contacts": [{"profile": {"name": "Bench"}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": wamid, "timestamp": str(int(time.time())), "type": "text",
+                      "text": {"body": text}}],
+    }
+    entry = {"id": "100000000000002", "changes": [{"value": value, "field": "messages"}]}
+    return meta_json({"object": "whatsapp_business_account", "entry": [entry]})
+
+
+class Run:
+    """One channel at one load level: what was sent when, how long acks and replies took."""
+
+    def __init__(self, stack: dict, channel: str, patients: list[str], messages: int, human: bool) -> None:
+        self.stack, self.channel, self.patients, self.messages, self.human = stack, channel, patients, messages, human
+        self.acks: list[float] = []
+        self.ack_errors = 0
+        self.sent: list[tuple[str, float]] = []  # (patient, wall-clock start of the POST)
+        self.rest_replies: list[float] = []
+
+    async def whatsapp_message(self, http: aiohttp.ClientSession, who: str, n: int) -> float:
+        body = meta_message(who, f"wamid.bench.{who}.{n}", MESSAGES[n % len(MESSAGES)])
+        started = time.time()
+        t0 = time.perf_counter()
+        async with http.post(self.stack["webhook"], data=body, headers={
+            "Content-Type": "application/json", "X-Hub-Signature-256": signature(body, SECRET)}) as reply:
+            await reply.read()
+            ok = reply.status == 200
+        self.acks.append(time.perf_counter() - t0)
+        self.ack_errors += not ok
+        self.sent.append((who, started))
+        return started
+
+    async def rest_message(self, http: aiohttp.ClientSession, who: str, n: int) -> None:
+        t0 = time.perf_counter()
+        async with http.post(self.stack["rest"], json={"sender": who, "message": MESSAGES[n % len(MESSAGES)]}) as r:
+            await r.read()
+        self.rest_replies.append(time.perf_counter() - t0)
+
+    async def replies_of(self, http: aiohttp.ClientSession, who: str) -> list[float]:
+        async with http.get(f"{self.stack['sandbox']}/_sandbox/patients/{who}/received") as reply:
+            return sorted(m["accepted_at"] for m in await reply.json())
+
+    async def patient(self, http: aiohttp.ClientSession, who: str) -> None:
+        if self.human:
+            await asyncio.sleep(random.uniform(0, HUMAN_INTERVAL))
+        for n in range(self.messages):
+            if self.channel == "rest":
+                await self.rest_message(http, who, n)
+            else:
+                started = await self.whatsapp_message(http, who, n)
+                if not self.human:  # wait for the answer before writing again
+                    while not [t for t in await self.replies_of(http, who) if t >= started]:
+                        await asyncio.sleep(0.25)
+            if self.human:
+                await asyncio.sleep(HUMAN_INTERVAL * random.uniform(0.8, 1.2))
+
+    async def go(self) -> dict:
+        timeout = aiohttp.ClientTimeout(total=600)
+        async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
+            t0 = time.perf_counter()
+            await asyncio.gather(*(self.patient(http, who) for who in self.patients))
+            replies = self.rest_replies
+            if self.channel == "whatsapp":
+                replies = await self.whatsapp_replies(http)
+            elapsed = time.perf_counter() - t0
+        total = len(self.patients) * self.messages
+        return {
+            "channel": self.channel, "pace": "human" if self.human else "fast", "patients": len(self.patients),
+            "messages": total, "seconds": round(elapsed, 1), "messages_per_second": round(total / elapsed, 2),
+            "ack_ms": ms(self.acks), "ack_errors": self.ack_errors, "reply_ms": ms(replies),
+            "unanswered": total - len(replies),
+        }
+
+    async def whatsapp_replies(self, http: aiohttp.ClientSession) -> list[float]:
+        """Reply latency per message: the first Graph send to that patient after the POST started."""
+        deadline = time.monotonic() + 300
+        while True:
+            received = {who: await self.replies_of(http, who) for who in self.patients}
+            latencies = []
+            for who, started in self.sent:
+                later = [t for t in received[who] if t >= started]
+                if later:
+                    latencies.append(later[0] - started)
+            if len(latencies) == len(self.sent) or time.monotonic() > deadline:
+                return latencies
+            await asyncio.sleep(1)
+
+
+def ms(seconds: list[float]) -> dict:
+    return {f"p{p}": None if not seconds else round(percentile(seconds, p) * 1000) for p in (50, 95, 99)}
+
+
+def boot(folder: Path) -> tuple[dict, list[subprocess.Popen]]:
+    model = model_cache.ensure_model()
+    database_url = f"sqlite:///{folder / 'clinic.db'}"
+    migrate.upgrade(database_url)
+    seed(Database(database_url))
+    rasa_port, actions_port, sandbox_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ, "RASA_TELEMETRY_ENABLED": "false", "DATABASE_URL": database_url,
+        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{actions_port}/webhook", "MEDIA_DIR": str(folder / "media"),
+        "WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}", "WHATSAPP_API_VERSION": "v23.0",
+        "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID, "WHATSAPP_ACCESS_TOKEN": TOKEN, "WHATSAPP_APP_SECRET": SECRET,
+        "WHATSAPP_VERIFY_TOKEN": "bench-verify",
+        "WHATSAPP_WEBHOOK_URL": f"http://127.0.0.1:{rasa_port}/webhooks/whatsapp/webhook",
+    }
+    bin_dir = Path(sys.executable).parent
+    processes = [
+        start([sys.executable, "-m", "clinic.sandbox"], env, folder / "sandbox.log"),
+        start([str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port), "--actions", "actions"],
+              env, folder / "actions.log"),
+        start([str(bin_dir / "rasa"), "run", "--enable-api", "--port", str(rasa_port), "--model", str(model),
+               "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"], env, folder / "rasa.log"),
+    ]
+    wait_up(f"http://127.0.0.1:{sandbox_port}/_sandbox/health", processes[0])
+    wait_up(f"http://127.0.0.1:{actions_port}/health", processes[1])
+    wait_up(f"http://127.0.0.1:{rasa_port}/status", processes[2])
+    stack = {
+        "webhook": f"http://127.0.0.1:{rasa_port}/webhooks/whatsapp/webhook",
+        "rest": f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
+        "sandbox": f"http://127.0.0.1:{sandbox_port}",
+    }
+    return stack, processes
+
+
+async def open_windows(stack: dict, patients: list[str]) -> None:
+    """The script plays Meta directly, so tell the sandbox these patients wrote (24-hour window)."""
+    async with aiohttp.ClientSession() as http:
+        for who in patients:
+            async with http.put(f"{stack['sandbox']}/_sandbox/patients/{who}",
+                                json={"name": "Bench", "last_inbound_hours_ago": 0}) as reply:
+                reply.raise_for_status()
+        # the sandbox's own limits are Meta's defaults; the client must pace under them
+        async with http.put(f"{stack['sandbox']}/_sandbox/config", json={"statuses": ["sent", "delivered"]}) as r:
+            r.raise_for_status()
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| channel | pace | patients | messages | msg/s | ack p50/p95/p99 ms | reply p50/p95/p99 ms | unanswered |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        ack = "/".join(str(r["ack_ms"][k]) for k in ("p50", "p95", "p99")) if r["channel"] == "whatsapp" else "–"
+        reply = "/".join(str(r["reply_ms"][k]) for k in ("p50", "p95", "p99"))
+        lines.append(f"| {r['channel']} | {r['pace']} | {r['patients']} | {r['messages']} | "
+                     f"{r['messages_per_second']} | {ack} | {reply} | {r['unanswered']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", default="1,10,50,200")
+    parser.add_argument("--human-messages", type=int, default=4)
+    parser.add_argument("--fast-messages", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "webhook-bench.json")
+    args = parser.parse_args()
+    random.seed(1)
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="webhook-bench-") as scratch:
+        stack, processes = boot(Path(scratch))
+        try:
+            runs = [(level, human, channel) for level in [int(n) for n in args.levels.split(",")]
+                    for human in (True, False) for channel in ("rest", "whatsapp")]
+            for index, (level, human, channel) in enumerate(runs):
+                patients = [f"39390{index:02d}{n:05d}" for n in range(level)]  # new patients each run
+                if channel == "whatsapp":
+                    asyncio.run(open_windows(stack, patients))
+                messages = args.human_messages if human else args.fast_messages
+                result = asyncio.run(Run(stack, channel, patients, messages, human).go())
+                results.append(result)
+                print(json.dumps(result), flush=True)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=30)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
