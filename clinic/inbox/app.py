@@ -74,6 +74,11 @@ def _templates() -> Environment:
     return env
 
 
+def field(request: Request, name: str) -> str:
+    """One form field, "" when missing (also for a POST without a form body)."""
+    return (request.form or {}).get(name) or ""
+
+
 def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
     """The inbox app; the database defaults to DATABASE_URL, the WhatsApp client is made at start-up."""
     app = Sanic(name or f"clinic_inbox_{next(_names)}")
@@ -167,7 +172,7 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
                 request.ctx.session = session
                 request.ctx.staff = session.staff
                 if request.method == "POST":
-                    given = (request.form.get("csrf_token") if request.form else None) or ""
+                    given = field(request, "csrf_token")
                     if not hmac.compare_digest(given.encode(), session.csrf_token.encode()):
                         return message(request, 403, "Form expired", "The form's security token is missing or "
                                        "wrong. Reload the page and try again.")
@@ -191,12 +196,12 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
     @app.post("/login")
     async def login(request: Request):
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
-        given = request.form.get("csrf_token") or ""
+        given = field(request, "csrf_token")
         if not cookie or not hmac.compare_digest(cookie.encode(), given.encode()):
             return message(request, 403, "Form expired", "Reload the sign-in page and try again.", back="/login")
-        username = (request.form.get("username") or "").strip()
+        username = field(request, "username").strip()
         try:
-            user = await run(staff.authenticate, db_(), username, request.form.get("password") or "")
+            user = await run(staff.authenticate, db_(), username, field(request, "password"))
         except staff.LockedOut as locked:
             error = (f"Too many failed sign-ins: this account is locked until {_local(locked.until, '%H:%M')}. "
                      "Ask an admin if you need in sooner.")
@@ -353,7 +358,7 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
     @app.post("/tickets/<ticket_id:int>/reply")
     @login_required
     async def reply(request: Request, ticket_id: int):
-        text = (request.form.get("text") or "").strip()
+        text = field(request, "text").strip()
         if not text:
             return message(request, 400, "Empty reply", "Write something first.", back=f"/tickets/{ticket_id}")
         if len(text) > 4096:
@@ -377,7 +382,7 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
     @login_required
     async def note(request: Request, ticket_id: int):
         try:
-            await run(handoff.add_note, db_(), ticket_id, request.ctx.staff.id, request.form.get("text") or "")
+            await run(handoff.add_note, db_(), ticket_id, request.ctx.staff.id, field(request, "text"))
         except handoff.TicketNotFound:
             return message(request, 404, "No such conversation", f"There is no ticket {ticket_id}.")
         except handoff.HandoffError as error:
@@ -441,7 +446,7 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
     @app.post("/tickets/<ticket_id:int>/reassign")
     @login_required
     async def reassign(request: Request, ticket_id: int):
-        target = await run(staff.by_username, db_(), request.form.get("username") or "")
+        target = await run(staff.by_username, db_(), field(request, "username"))
         if target is None or not target.active:
             return message(request, 400, "No such nurse", "Pick an active colleague.", back=f"/tickets/{ticket_id}")
 
@@ -468,10 +473,9 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         return await save_canned(request, canned_id)
 
     async def save_canned(request: Request, canned_id: int | None):
-        form = request.form
         try:
-            await run(handoff.save_canned, db_(), form.get("language") or "", form.get("title") or "",
-                      form.get("body") or "", canned_id)
+            await run(handoff.save_canned, db_(), field(request, "language"), field(request, "title"),
+                      field(request, "body"), canned_id)
         except handoff.HandoffError as error:
             return message(request, 400, "Not saved", str(error), back="/canned")
         return response.redirect("/canned", status=303)

@@ -254,3 +254,26 @@ def test_webhook_announces_new_tickets_and_sla_breaches_with_ids_only(db, start_
     assert events == sorted([("ticket_waiting", old.id), ("sla_breached", old.id), ("ticket_waiting", new.id)])
     assert all(set(body) == {"event", "ticket_id", "priority", "reason", "waiting_seconds"}
                for _, body in receiver.requests)
+
+
+def test_delivery_status_and_errors_show_as_the_channel_records_them(db, start_inbox):
+    from clinic.models import OutboundMessage, OutboundStatus, utcnow
+
+    add_nurse(db, "rossi")
+    contact = add_contact(db, PATIENT)
+    with db.transaction() as s:
+        s.add_all([
+            OutboundMessage(contact_id=contact, kind="text", body={"type": "text", "text": {"body": "letto"}},
+                            source="inbox:rossi", status=OutboundStatus.read, created_at=utcnow()),
+            OutboundMessage(contact_id=contact, kind="text", body={"type": "text", "text": {"body": "perso"}},
+                            source="inbox:rossi", status=OutboundStatus.failed, error_code=131026,
+                            error_title="Message undeliverable", created_at=utcnow()),
+        ])
+    ticket = handoff.open_ticket(db, contact, "request_human")
+    client = start_inbox().client("rossi")
+    entries = client.get(f"/api/tickets/{ticket.id}").json()["entries"]
+    assert [(e["text"], e["status_label"], e["error"]) for e in entries] == [
+        ("letto", "read", ""), ("perso", "failed", "131026 Message undeliverable")]
+    assert "131026 Message undeliverable" in client.get(f"/tickets/{ticket.id}").text
+    bare = client.http.post(f"{client.base_url}/tickets/{ticket.id}/claim", allow_redirects=False)
+    assert bare.status_code == 403  # no form at all: refused, not a crash
