@@ -31,7 +31,7 @@ from clinic.inbox.alerts import Alerts
 from clinic.inbox.handback import CLOSING, resume_bot
 from clinic.models import Contact, InboundMessage, utcnow
 from clinic.settings import settings
-from clinic.whatsapp.client import WhatsAppClient
+from clinic.whatsapp.client import WINDOW_SOURCE, WhatsAppClient
 from clinic.whatsapp.types import GraphConfig
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,20 @@ def _templates() -> Environment:
     env.filters["local"] = _local
     env.filters["duration"] = _duration
     return env
+
+
+def _who(entry: handoff.TranscriptEntry) -> str:
+    """Who wrote a transcript line, as a nurse would say it."""
+    source = entry.source or ""
+    if entry.direction == "in":
+        return "patient"
+    if source == "inbox:handback":
+        return "clinic (hand-back)"
+    if source.startswith("inbox:"):
+        return "nurse " + source.removeprefix("inbox:")
+    if source == WINDOW_SOURCE:
+        return "clinic (24-hour window template)"
+    return {"bot": "bot"}.get(source, source.replace("outreach:", "clinic ") or "clinic")
 
 
 def field(request: Request, name: str) -> str:
@@ -284,9 +298,7 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
                     "text": e.text,
                     "media": (e.media or {}).get("mime") or ((e.media or {}).get("filename")) or ("file" if e.media
                                                                                                   else ""),
-                    "who": ("patient" if e.direction == "in" else
-                            (e.source or "").replace("inbox:", "nurse ") if (e.source or "").startswith("inbox:")
-                            else "bot" if e.source == "bot" else (e.source or "clinic")),
+                    "who": _who(e),
                     "status": e.status or "",
                     "status_label": STATUS_LABELS.get(e.status or "", e.status or ""),
                     "error": f"{e.error_code or ''} {e.error_title or ''}".strip(),
