@@ -94,12 +94,12 @@ def contact(db: Database, **key) -> Contact:
 
 def test_a_new_patient_books_a_visit_on_whatsapp_by_tapping_the_offered_options(whatsapp, stack):
     db = Database(stack.database_url)
-    chat = Chat(whatsapp, phone="393471112233", name="Anna")
+    chat = Chat(whatsapp, phone="393471112233", name="Lucia")
     chat.says("buongiorno, vorrei prenotare una visita dal cardiologo lunedì mattina")
     chat.wait_for("nome e cognome")
-    chat.says("Anna Maria De Luca")
+    chat.says("Lucia Maria Ferraro")
     chat.wait_for("data di nascita")
-    chat.says("12/04/1990")
+    chat.says("03/09/1985")
     turn = chat.wait_for("registrato")
     if not slot_options(turn):  # the list may follow its text a moment later
         try:
@@ -109,20 +109,20 @@ def test_a_new_patient_books_a_visit_on_whatsapp_by_tapping_the_offered_options(
             turn = chat.wait_for("slot_id")
     choice = slot_options(turn)[0]
     chat.taps(choice)
-    confirm = chat.wait_for("Confermi?", "Anna Maria De Luca")
+    confirm = chat.wait_for("Confermi?", "Lucia Maria Ferraro")
     [yes] = [o for o in options(confirm) if o["id"] == "/affirm"]
     chat.taps(yes)
     chat.wait_for("Prenotato")
 
     with db.reading() as session:
-        patient = session.scalars(select(Patient).where(Patient.last_name == "De Luca",
-                                                        Patient.first_name == "Anna Maria")).one()
+        patient = session.scalars(select(Patient).where(Patient.last_name == "Ferraro",
+                                                        Patient.first_name == "Lucia Maria")).one()
     [appointment] = scheduling.upcoming_appointments(db, [patient.id])
     assert appointment.specialty == "cardiology" and appointment.status is AppointmentStatus.booked
     assert f'"{appointment.slot_id}"' in choice["id"]
-    anna = contact(db, wa_id="393471112233")
-    assert anna.profile_name == "Anna" and anna.last_inbound_at is not None
-    rows = inbound_rows(db, anna.id)
+    lucia = contact(db, wa_id="393471112233")
+    assert lucia.profile_name == "Lucia" and lucia.last_inbound_at is not None
+    rows = inbound_rows(db, lucia.id)
     assert [r.type for r in rows][-2:] == ["interactive", "interactive"]  # the two taps
     assert {r.status for r in rows} == {InboundStatus.handled}
     # blue ticks for every message (the sandbox's inject spec uses `id` for a tap's reply id and its wamid
