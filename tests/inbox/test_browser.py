@@ -121,3 +121,37 @@ def test_keyboard_only_sign_in(db, start_inbox, page):
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Conversations waiting for a nurse")).to_be_visible()
+
+
+def test_the_second_nurse_is_told_who_claimed_first(db, start_inbox, browser):
+    add_nurse(db, "rossi"), add_nurse(db, "bianchi")
+    ticket = handoff.open_ticket(db, add_contact(db, "393336660004", "Dario Quarto"), "request_human")
+    inbox = start_inbox()
+    pages = []
+    for username in ("rossi", "bianchi"):
+        page = browser.new_context().new_page()
+        page.set_default_timeout(10_000)
+        sign_in(page, inbox.base_url, username)
+        page.goto(f"{inbox.base_url}/tickets/{ticket.id}")
+        pages.append(page)
+    pages[0].get_by_role("button", name="Claim this conversation").click()
+    expect(pages[0].get_by_label("Your reply")).to_be_visible()
+    expect(pages[1].locator("#ticket-status")).to_have_text("claimed by rossi")  # live on the other screen
+    pages[1].get_by_role("button", name="Claim this conversation").click()
+    expect(pages[1].get_by_role("alert")).to_have_text("This conversation is already claimed by rossi.")
+    for page in pages:
+        page.context.close()
+
+
+def test_closed_window_is_said_before_sending(db, start_inbox, page):
+    add_nurse(db, "rossi")
+    ticket = handoff.open_ticket(db, add_contact(db, "393336660005", "Elena Quinta", hours_ago=30), "fallback")
+    handoff.claim(db, ticket.id, 1)
+    inbox = start_inbox()
+    sign_in(page, inbox.base_url)
+    page.goto(f"{inbox.base_url}/tickets/{ticket.id}")
+    expect(page.locator("#window-closed")).to_be_visible()
+    expect(page.locator("#window")).to_have_text("closed")
+    page.get_by_label("Your reply").fill("La richiamo domani")
+    page.get_by_role("button", name="Send template and queue reply").click()
+    expect(page.locator("#transcript li.out", has_text="La richiamo domani")).to_contain_text("held")
