@@ -96,7 +96,6 @@ def field(request: Request, name: str) -> str:
 def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
     """The inbox app; the database defaults to DATABASE_URL, the WhatsApp client is made at start-up."""
     app = Sanic(name or f"clinic_inbox_{next(_names)}")
-    app.config.FORWARDED_SECRET = None
     app.ctx.db = db
     app.ctx.client = None
     jinja = _templates()
@@ -424,11 +423,13 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         contact = await run(contact_of, ticket.contact_id)
         language = ticket.language or contact.language or settings().default_language
         closing = CLOSING.get(language, CLOSING["en"])
+        said = None
         if handoff.window_left(contact, utcnow()):  # outside the window a template would only confuse
             body = {"type": "text", "text": {"body": closing}}
             await run(app.ctx.client.enqueue, contact.id, [body], source="inbox:handback")
+            said = closing
         sender_id = contact.wa_id or contact.user_id or ""
-        await resume_bot(settings().rasa_url, settings().rasa_token, sender_id, closing, ticket_id)
+        await resume_bot(settings().rasa_url, settings().rasa_token, sender_id, said, ticket_id)
         return response.redirect("/", status=303)
 
     def media_file(contact_id: int, inbound_id: int) -> tuple[Path, str] | None:

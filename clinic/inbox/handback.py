@@ -21,11 +21,13 @@ CLOSING = {
 }
 
 
-async def resume_bot(rasa_url: str, token: str, sender_id: str, closing: str, ticket_id: int) -> bool:
-    """POST the `resume` event plus the closing bot line to Rasa; False (and a warning) when it failed."""
+async def resume_bot(rasa_url: str, token: str, sender_id: str, closing: str | None, ticket_id: int) -> bool:
+    """POST the `resume` event (plus the closing line, when it was sent) to Rasa; False and a warning on failure."""
     url = f"{rasa_url.rstrip('/')}/conversations/{quote(sender_id, safe='')}/tracker/events"
     now = time.time()
-    events = [{"event": "resume", "timestamp": now}, {"event": "bot", "text": closing, "timestamp": now}]
+    events = [{"event": "resume", "timestamp": now}]
+    if closing:
+        events.append({"event": "bot", "text": closing, "timestamp": now})
     params = {"token": token} if token else {}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:

@@ -144,9 +144,9 @@ def test_the_second_nurse_is_told_who_claimed_first(db, start_inbox, browser):
 
 
 def test_closed_window_is_said_before_sending(db, start_inbox, page):
-    add_nurse(db, "rossi")
+    nurse = add_nurse(db, "rossi")
     ticket = handoff.open_ticket(db, add_contact(db, "393336660005", "Elena Quinta", hours_ago=30), "fallback")
-    handoff.claim(db, ticket.id, 1)
+    handoff.claim(db, ticket.id, nurse)
     inbox = start_inbox()
     sign_in(page, inbox.base_url)
     page.goto(f"{inbox.base_url}/tickets/{ticket.id}")

@@ -277,3 +277,15 @@ def test_delivery_status_and_errors_show_as_the_channel_records_them(db, start_i
     assert "131026 Message undeliverable" in client.get(f"/tickets/{ticket.id}").text
     bare = client.http.post(f"{client.base_url}/tickets/{ticket.id}/claim", allow_redirects=False)
     assert bare.status_code == 403  # no form at all: refused, not a crash
+
+
+def test_resolve_outside_the_window_only_resumes_the_bot(db, start_inbox, fake_rasa):
+    add_nurse(db, "rossi")
+    ticket = handoff.open_ticket(db, add_contact(db, PATIENT, hours_ago=30), "request_human")
+    client = start_inbox(RASA_URL=fake_rasa.url).client("rossi")
+    client.post(f"/tickets/{ticket.id}/claim")
+    assert client.post(f"/tickets/{ticket.id}/resolve").status_code == 303
+    (path, events), = fake_rasa.requests
+    assert path == f"/conversations/{PATIENT}/tracker/events" and [e["event"] for e in events] == ["resume"]
+    with db.reading() as s:
+        assert s.scalars(select(OutboundMessage)).all() == []  # no closing line, no template
