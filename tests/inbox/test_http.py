@@ -118,7 +118,8 @@ def test_reply_reaches_the_patient_through_the_sandbox_and_everything_is_recorde
     contact = add_contact(db, PATIENT)
     sandbox.open_window(PATIENT)
     ticket = handoff.open_ticket(db, contact, "request_human")
-    client = start_inbox(**sandbox.env).client("rossi")
+    inbox = start_inbox(**sandbox.env)
+    client = inbox.client("rossi")
 
     assert client.post(f"/tickets/{ticket.id}/reply", {"text": "before claiming"}).status_code == 403
     assert client.post(f"/tickets/{ticket.id}/claim").status_code == 303
@@ -141,6 +142,8 @@ def test_reply_reaches_the_patient_through_the_sandbox_and_everything_is_recorde
         actions = s.scalars(select(StaffEvent.action).where(StaffEvent.staff_id == nurse).order_by(StaffEvent.id))
         assert list(actions) == ["claim", "view", "reply", "note", "view"]
         assert handoff.get(db, ticket.id).first_reply_at is not None
+    log = inbox.log.read_text()
+    assert "outbox" in log and not any(phi in log for phi in (PATIENT, "infermiera", "allergic", "Maria", "Giulia"))
 
 
 def test_closed_window_sends_the_template_and_holds_the_reply(db, start_inbox, sandbox):
