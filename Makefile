@@ -4,6 +4,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export RASA_TELEMETRY_ENABLED := false
 export ACTION_ENDPOINT_URL ?= http://localhost:5055/webhook
+# `make run` is the embedded demo: demo nurse account, and a fresh secret for Rasa's HTTP API.
+run: export DEMO_MODE ?= true
+run: export RASA_TOKEN ?= $(shell od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -12,7 +15,9 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 run: $(VENV)/.installed
 	clinic db upgrade
 	clinic seed
-	RASA_MODEL=$$(clinic train) && export RASA_MODEL && \
+	RASA_MODEL=$$(clinic train) && export RASA_MODEL && eval "$$(clinic env)" && \
+	echo "Patient's phone (WhatsApp sandbox): http://localhost:5070/" && \
+	echo "Nurse inbox: http://localhost:$$INBOX_PORT/ (demo-nurse / demo-nurse-password)" && \
 	echo "Rasa REST channel: http://localhost:5005/webhooks/rest/webhook" && \
 	honcho start -f Procfile
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -115,6 +116,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(model_cache.ensure_model())
 
 
+def cmd_env(args: argparse.Namespace) -> None:
+    """Every setting as a shell `export`, defaults included: `make run` evals it so that processes
+    reading the environment directly (Rasa's `${VAR}` in credentials.yml) see the same values.
+    """
+    for name, value in settings().dict().items():
+        print(f"export {name.upper()}={shlex.quote(str(value).lower() if isinstance(value, bool) else str(value))}")
+
+
 def _read_password(args: argparse.Namespace) -> str:
     """From stdin (one line, for scripts) or a prompt typed twice; never from the command line."""
     if args.password_stdin:
@@ -218,6 +227,7 @@ def parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train the Rasa model unless one for this data exists")
     train.set_defaults(run=cmd_train)
+    commands.add_parser("env", help="every setting as a shell export (for `eval`)").set_defaults(run=cmd_env)
     return root
 
 
