@@ -60,6 +60,12 @@ def contact_for(session: Session, wa_id: str | None = None, user_id: str | None 
     return contact
 
 
+def contact_id(db: Database, sender_id: str) -> int:
+    """The id of the contact behind a conversation id, created on first sight (e.g. REST channel)."""
+    with db.transaction() as session:
+        return contact_for(session, wa_id=sender_id).id
+
+
 def register_patient(
     db: Database,
     *,

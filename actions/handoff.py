@@ -1,0 +1,43 @@
+"""Handing a conversation to a nurse: a ticket in the inbox, the patient told when to expect an
+answer, and the bot paused (Rasa's own ConversationPaused) until the nurse hands it back.
+"""
+
+from __future__ import annotations
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import core, db, guarded, language
+from clinic import handoff, patients
+from clinic.settings import settings
+
+# Why the bot steps aside, from what the patient just said; anything else is a plain request.
+REASON_BY_INTENT = {
+    "medical_question": "medical_question",
+    "emergency": "emergency",
+    "nlu_fallback": "fallback",
+    "share_attachment": "attachment",
+    "cancel_appointment": "late_cancellation",
+}
+# Form bookkeeping, not something the nurse needs to read.
+UNSHOWN_SLOTS = {"requested_slot", "slot_page", "known_contact", "first_name", "language"}
+
+
+class ActionHandoff(Action):
+    def name(self) -> str:
+        return "action_handoff"
+
+    @guarded
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        lang = language(tracker)
+        understood = {k: v for k, v in tracker.slots.items() if v not in (None, "", []) and k not in UNSHOWN_SLOTS}
+        contact_id = await core(patients.contact_id, db(), tracker.sender_id)
+        await core(handoff.open_ticket, db(), contact_id, REASON_BY_INTENT.get(intent, "request_human"),
+                   language=lang, summary={"intent": intent, "slots": understood})
+        if await core(handoff.staffed):
+            dispatcher.utter_message(response="utter_handoff", minutes=settings().handoff_sla_minutes)
+        else:
+            dispatcher.utter_message(response="utter_handoff_after_hours", hours=settings().handoff_staffed_hours)
+        return [ConversationPaused()]
