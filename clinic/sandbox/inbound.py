@@ -67,7 +67,7 @@ def build(state: SandboxState, spec: dict) -> tuple[Patient, dict]:
         message["from"] = patient.wa_id
     if patient.user_id:
         message["from_user_id"] = patient.user_id
-    message["id"] = spec.get("id") or new_wamid()
+    message["id"] = spec.get("wamid") or new_wamid()  # `id` is a tapped reply's id, never the wamid
     message["timestamp"] = str(int(spec.get("timestamp") or state.now()))
     if spec.get("context"):
         message["context"] = {"from": state.config["display_phone_number"], "id": spec["context"]}
