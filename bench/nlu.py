@@ -1,7 +1,7 @@
 """Measure the clinic NLU on held-out data: intents, entities and FAQ answers per language, and parse cost.
 
     RASA_TELEMETRY_ENABLED=false .venv/bin/python bench/nlu.py [--work /tmp/nlu-bench] [--seed 1] [--variants]
-        [--config config.yml] [--data data/nlu]
+        [--config config.yml] [--data data/nlu] [--fresh] [--fresh-only MODEL]
 
 Run from the project root. The project is only read: everything else goes under --work.
 1. Snapshots config.yml, domain.yml and data/nlu/{it,en} (others may be editing them while this runs).
@@ -16,6 +16,9 @@ Run from the project root. The project is only read: everything else goes under 
    does not: the entities of all extractors together, the fallback rate and the FAQ answer end to end.
 7. With --variants: trains two 1-epoch variants, with and without the two custom components, and
    times their parses (the difference is the custom components' cost; takes a few more minutes).
+8. With --fresh: also tests the model on bench/fresh/{it,en}.yml, sentences that are in no training
+   data. The split above changes whenever examples are added; the fresh set stays the same, so two
+   data versions can be compared on it. `--fresh-only MODEL` scores an already trained model on it.
 Prints Markdown; results are recorded by hand in bench/nlu.md.
 """
 
@@ -42,6 +45,7 @@ BIN = Path(sys.executable).parent
 LANGUAGES = ("it", "en")
 TEST_SHARE = 0.2
 ENTITIES = ("specialty", "doctor", "relation")
+FRESH = ROOT / "bench" / "fresh"  # never training data: see its files' header
 CUSTOM_COMPONENTS = ("clinic.nlu.time_extractor.TimeExtractor", "clinic.nlu.clinic_terms.ClinicTermsExtractor")
 WARM_UP, MIN_PARSES = 20, 200
 
@@ -340,6 +344,32 @@ def pipeline_summary(config: Path) -> str:
                       for c in read_yaml_file(config)["pipeline"])
 
 
+def fresh_scores(model: Path, domain: Path, work: Path, env: dict) -> dict:
+    """`rasa test nlu` on the fixed fresh sentences of each language."""
+    scores = {}
+    for lang in LANGUAGES:
+        out = work / f"fresh_{lang}"
+        rasa_test(model, FRESH / f"{lang}.yml", domain, out, env)
+        scores[lang] = {"metrics": report_metrics(out), "confusions": confusions(out),
+                        "entity_errors": entity_errors(out)}
+    return scores
+
+
+def print_fresh(fresh: dict) -> None:
+    print("\n| fresh set (bench/fresh) | " + " | ".join(LANGUAGES) + " |")
+    print("| --- |" + " --- |" * len(LANGUAGES))
+    rows = (("intent macro-F1", lambda m: m["intent_macro_f1"]), ("intent accuracy", lambda m: m["intent_accuracy"]),
+            ("entity F1 macro: DIETClassifier", lambda m: m["diet"].get("macro")),
+            ("entity F1 relation: DIETClassifier", lambda m: m["diet"].get("relation")))
+    for title, get in rows:
+        print(f"| {title} | " + " | ".join(fmt(get(fresh[lang]["metrics"])) for lang in LANGUAGES) + " |")
+    for lang in LANGUAGES:
+        pairs = fresh[lang]["confusions"].most_common(12)
+        print(f"\nFresh confusions ({lang}): " + ("; ".join(f"{a} → {b} ×{n}" for (a, b), n in pairs) or "none"))
+        for line in fresh[lang]["entity_errors"][:8]:
+            print(f"- fresh entity error ({lang}): {line}")
+
+
 def print_report(facts: dict) -> None:
     """The results as Markdown, in the order bench/nlu.md uses."""
     print(f"# NLU benchmark — {facts['date']}\n\nMachine: {facts['machine']}. Rasa {facts['rasa']}.\n")
@@ -370,6 +400,8 @@ def print_report(facts: dict) -> None:
         for v in facts["variants"]:
             p50, p95 = v["p50_p95"]
             print(f"| {v['variant']} | {v['train_seconds']:.0f} s | {p50:.1f} ms | {p95:.1f} ms |")
+    if facts.get("fresh"):
+        print_fresh(facts["fresh"])
 
 
 # ---------------------------------------------------------------- main
@@ -399,6 +431,8 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true", help="also time 1-epoch pipelines with/without custom")
     parser.add_argument("--config", type=Path, default=ROOT / "config.yml", help="Rasa config to measure")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "nlu", help="folder with it/ and en/ NLU files")
+    parser.add_argument("--fresh", action="store_true", help="also score the model on bench/fresh")
+    parser.add_argument("--fresh-only", type=Path, metavar="MODEL", help="only score this model on bench/fresh")
     args = parser.parse_args()
 
     work = args.work.resolve()
@@ -408,6 +442,10 @@ def main() -> None:
     os.environ.update(env)  # the in-process Agent's ClinicTermsExtractor reads the same database
     shutil.rmtree(work / "cache", ignore_errors=True)
     quiet_rasa()
+    if args.fresh_only:
+        clinic_db(work, env)
+        print_fresh(fresh_scores(args.fresh_only.resolve(), ROOT / "domain.yml", work, env))
+        return
 
     import rasa
 
@@ -428,10 +466,12 @@ def main() -> None:
         facts["metrics"][lang], facts["confusions"][lang] = report_metrics(out), confusions(out)
         facts["entity_errors"][lang] = entity_errors(out)
     facts["bot"] = asyncio.run(measure_model(model, test_files, score=True))
+    if args.fresh:
+        facts["fresh"] = fresh_scores(model, project / "domain.yml", work, env)
     if args.variants:
         facts["variants"] = variants(project, train_dir, work, test_files, env)
     pairs = {lang: [[*pair, n] for pair, n in found.most_common()] for lang, found in facts["confusions"].items()}
-    (work / "facts.json").write_text(json.dumps({**facts, "confusions": pairs}, default=str, indent=2))
+    (work / "facts.json").write_text(json.dumps({**facts, "confusions": pairs, "fresh": None}, default=str, indent=2))
     print_report(facts)
 
 
