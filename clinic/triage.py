@@ -78,6 +78,7 @@ RED_FLAGS: dict[str, list[str]] = {
     ],
     "self_harm": [
         r"voglio morire",
+        r"non (voglio|ce la faccio) (piu )?(a )?vivere",
         r"(togliermi|toglierm[iy]) la vita",
         r"farla finita",
         r"suicid",
@@ -85,6 +86,7 @@ RED_FLAGS: dict[str, list[str]] = {
         r"kill (myself|me)",
         r"end (my|it all|my life)",
         r"want to die",
+        r"(dont|do not) want to (live|be alive)",
         r"(hurt|harm|cut)(ing)? myself",
         r"self[ -]?harm",
     ],
