@@ -18,7 +18,7 @@ from clinic.demo import seed
 from clinic.models import metadata
 from clinic.settings import settings
 
-pytest_plugins = ["tests.whatsapp_sandbox"]
+pytest_plugins = ["tests.whatsapp_sandbox", "tests.browser"]
 
 POSTGRES_ENV = "CLINIC_TEST_POSTGRES_URL"
 # A Monday well inside the demo's horizon, without holidays in its first week.

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from datetime import timedelta
 
 import pytest
 
 from clinic import handoff
 from clinic.models import InboundMessage, TicketStatus, utcnow
+from tests.browser import needs_chromium
 from tests.inbox.conftest import PASSWORD, add_contact, add_nurse
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
-CHROMIUM = os.environ.get("SANDBOX_CHROMIUM", "/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs Chromium at {CHROMIUM}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
+pytestmark = needs_chromium
 
 
 @pytest.fixture

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import base64
-import os
-import shutil
 
 import pytest
 
+from tests.browser import needs_chromium
+
 playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = os.environ.get("SANDBOX_CHROMIUM", "/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs Chromium at {CHROMIUM}")
+pytestmark = needs_chromium
 
 PATIENT = "393334000005"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
