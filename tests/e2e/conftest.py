@@ -22,6 +22,7 @@ from clinic.db import Database
 from clinic.demo import seed
 
 ROOT = Path(__file__).resolve().parents[2]
+RASA_TOKEN = "e2e-rasa-token"  # Rasa's HTTP API (the inbox hands conversations back through it)
 STARTUP_SECONDS = 300  # Rasa needs about a minute on 2 cores; leave room for a loaded CI machine
 
 
@@ -31,6 +32,7 @@ class Stack:
     actions_url: str
     database_url: str
     media_dir: Path
+    rasa_token: str
 
     @property
     def webhook_url(self) -> str:
@@ -87,13 +89,14 @@ def stack(rasa_model, sandbox, tmp_path_factory) -> Iterator[Stack]:
     bin_dir = Path(sys.executable).parent
     actions = start([str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port), "--actions", "actions"],
                     env, folder / "actions.log")
-    rasa = start([str(bin_dir / "rasa"), "run", "--enable-api", "--port", str(rasa_port), "--model", str(rasa_model),
-                  "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"], env, folder / "rasa.log")
+    rasa = start([str(bin_dir / "rasa"), "run", "--enable-api", "--auth-token", RASA_TOKEN, "--port", str(rasa_port),
+                  "--model", str(rasa_model), "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"],
+                 env, folder / "rasa.log")
     try:
         wait_until_up(f"http://127.0.0.1:{actions_port}/health", actions, folder / "actions.log")
-        wait_until_up(f"http://127.0.0.1:{rasa_port}/status", rasa, folder / "rasa.log")
+        wait_until_up(f"http://127.0.0.1:{rasa_port}/status?token={RASA_TOKEN}", rasa, folder / "rasa.log")
         yield Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url,
-                    folder / "media")
+                    folder / "media", RASA_TOKEN)
     finally:
         for process in (rasa, actions):
             process.terminate()
@@ -109,3 +112,22 @@ def whatsapp(stack, sandbox):
     """The sandbox, delivering this test's signed webhooks to the running stack's WhatsApp channel."""
     sandbox.set_webhook_url(stack.webhook_url)
     return sandbox
+
+
+@pytest.fixture(scope="session")
+def inbox(stack, sandbox, tmp_path_factory) -> Iterator[str]:
+    """The nurse inbox on the stack's database, sending through the sandbox, handing back to Rasa."""
+    folder = tmp_path_factory.mktemp("inbox")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": stack.database_url, **sandbox.env, "RASA_URL": stack.rasa_url,
+           "RASA_TOKEN": stack.rasa_token, "INBOX_COOKIE_SECURE": "false", "MEDIA_DIR": str(stack.media_dir)}
+    process = start([sys.executable, "-m", "clinic.inbox", "--port", str(port)], env, folder / "inbox.log")
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/login", process, folder / "inbox.log")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 import time
 
 import requests
@@ -128,9 +127,7 @@ def test_a_new_patient_books_a_visit_on_whatsapp_by_tapping_the_offered_options(
     rows = inbound_rows(db, lucia.id)
     assert [r.type for r in rows][-2:] == ["interactive", "interactive"]  # the two taps
     assert {r.status for r in rows} == {InboundStatus.handled}
-    # blue ticks for every message (the sandbox's inject spec uses `id` for a tap's reply id and its wamid
-    # alike, so taps are looked up among the texts only)
-    assert all(whatsapp.message(r.wamid).get("read") for r in rows if r.type == "text")
+    assert all(whatsapp.message(r.wamid).get("read") for r in rows)  # blue ticks for every message
 
 
 def test_a_redelivered_message_gets_one_answer(whatsapp, stack):
@@ -183,33 +180,3 @@ def test_the_real_server_verifies_meta_and_refuses_unsigned_posts(whatsapp, stac
     assert requests.post(stack.webhook_url, data=b"{", timeout=10,
                          headers={"X-Hub-Signature-256": sign(whatsapp.app_secret, b"{")}).status_code == 400
 
-
-def test_the_real_server_acknowledges_fast(whatsapp, stack):
-    """The acknowledgement costs the channel's own work only (checks, one transaction). Rasa predicts
-    on the same event loop, so a POST that lands during a prediction also waits for it (~60 ms on an
-    idle machine): here each message is handled before the next is posted, to time the channel."""
-    db = Database(stack.database_url)
-    durations = []
-    for n in range(10):
-        phone, sent = f"39347555{n:04d}", str(int(time.time()))
-        body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
-            "field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "390200000000", "phone_number_id": whatsapp.phone_number_id},
-                "contacts": [{"profile": {"name": "Bench"}, "wa_id": phone}],
-                "messages": [{"from": phone, "id": f"wamid.ACKBENCH{n:04d}", "timestamp": sent,
-                              "type": "text", "text": {"body": "ciao"}}]}}]}]}).encode()
-        started = time.perf_counter()
-        answer = requests.post(stack.webhook_url, data=body, timeout=10,
-                               headers={"X-Hub-Signature-256": sign(whatsapp.app_secret, body),
-                                        "Content-Type": "application/json"})
-        durations.append(time.perf_counter() - started)
-        assert answer.status_code == 200
-        deadline = time.monotonic() + REPLY_SECONDS
-        while time.monotonic() < deadline:
-            with db.reading() as session:
-                status = session.scalars(select(InboundRow.status).where(InboundRow.wamid == f"wamid.ACKBENCH{n:04d}"))
-                if status.one() is not InboundStatus.pending:
-                    break
-            time.sleep(0.1)
-    assert statistics.median(durations) < 0.25, durations
