@@ -43,8 +43,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from clinic import handoff
 from clinic.db import Database, database
 from clinic.settings import settings
+from clinic.triage import red_flag
 from clinic.whatsapp import store
 from clinic.whatsapp.types import GraphConfig, StatusUpdate
 from clinic.whatsapp.webhook import SIGNATURE_HEADER, parse, verify_signature
@@ -403,6 +405,7 @@ class Inbox:
                 message = await self._download(message)
             await self._mark_read(message.wamid)
             await self._bot_ready()
+            await self._triage_during_handoff(message)
             await self.on_new_message(self._user_message(message))
             await asyncio.to_thread(store.mark_handled, db, message.id)
         except asyncio.CancelledError:
@@ -420,6 +423,25 @@ class Inbox:
                 message.wamid, message.id, message.attempts + 1, type(error).__name__,
             )
             await asyncio.sleep(self.channel.retry_delay * 2**message.attempts)
+
+    async def _triage_during_handoff(self, message: store.Pending) -> None:
+        """A nurse holds the conversation, so Rasa (paused) answers nothing: a red flag still gets the
+        emergency guidance at once, worded by the domain's `utter_emergency`, and the ticket turns urgent.
+        """
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+        if agent is None or not message.rasa_text or red_flag(message.rasa_text) is None:
+            return
+        ticket = await asyncio.to_thread(handoff.open_ticket_for, self.channel.db, message.contact_id)
+        if ticket is None:
+            return  # not paused: Rasa's RedFlagClassifier and emergency rules answer
+        tracker = await agent.tracker_store.get_or_create_tracker(message.sender_id)
+        guidance = await agent.nlg.generate("utter_emergency", tracker, WhatsAppInput.name())
+        if guidance:
+            output = WhatsAppOutput(self.channel.client, self.channel.db, message.contact_id)
+            await output.send_response(message.sender_id, guidance)
+        await asyncio.to_thread(handoff.open_ticket, self.channel.db, message.contact_id, "emergency",
+                                language=ticket.language, summary=ticket.summary)
+        logger.warning("message %s: red flag during handoff, ticket %s now urgent", message.wamid, ticket.id)
 
     def _user_message(self, message: store.Pending) -> UserMessage:
         metadata: dict[str, Any] = {"wamid": message.wamid, "contact_id": message.contact_id, "type": message.type}

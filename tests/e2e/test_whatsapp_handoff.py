@@ -1,5 +1,6 @@
 """A patient reaches a nurse on WhatsApp: the bot steps aside, the nurse answers from the inbox, the
-bot stays quiet, and after hand-back it answers the next message, never the backlog."""
+bot stays quiet (but for emergency guidance), and after hand-back it answers the next message, never
+the backlog."""
 
 from __future__ import annotations
 
@@ -52,8 +53,12 @@ def test_a_nurse_takes_over_and_hands_back(whatsapp, stack, inbox):
     texts = [e["text"] for e in nurse.get(f"/api/tickets/{ticket.id}").json()["entries"]]
     assert "can I take them before the blood test?" in texts  # the nurse sees the patient's messages
 
+    chat.says("now I have a crushing pain in my chest")  # a red flag still gets guidance at once
+    chat.wait_for("112")
+    assert handoff.open_ticket_for(db, nora.id).priority == "urgent"
+
     assert nurse.post(f"/tickets/{ticket.id}/resolve").status_code == 303
     assert handoff.open_ticket_for(db, nora.id) is None
     chat.says("what are your opening hours?")
     chat.wait_for("Mon")
-    assert bot_messages(db, nora.id) == bot_before + 1  # the next message answered, the backlog not
+    assert bot_messages(db, nora.id) == bot_before + 2  # the emergency guidance and the next answer only
