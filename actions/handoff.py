@@ -20,8 +20,22 @@ REASON_BY_INTENT = {
     "share_attachment": "attachment",
     "cancel_appointment": "late_cancellation",
 }
+# A "yes, a nurse" tapped under one of these offers hands over for the reason the offer was made.
+REASON_BY_OFFER = {
+    "utter_offer_human": "fallback",  # the second message in a row not understood
+    "utter_attachment_received": "attachment",
+    "utter_too_late_to_cancel": "late_cancellation",
+}
 # Form bookkeeping, not something the nurse needs to read.
 UNSHOWN_SLOTS = {"requested_slot", "slot_page", "known_contact", "first_name", "language"}
+
+
+def last_bot_response(tracker: Tracker) -> str | None:
+    """The response the bot sent last (Rasa records it in the bot event's metadata)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "bot":
+            return (event.get("metadata") or {}).get("utter_action")
+    return None
 
 
 class ActionHandoff(Action):
@@ -33,9 +47,10 @@ class ActionHandoff(Action):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         lang = language(tracker)
         understood = {k: v for k, v in tracker.slots.items() if v not in (None, "", []) and k not in UNSHOWN_SLOTS}
+        reason = REASON_BY_INTENT.get(intent) or REASON_BY_OFFER.get(last_bot_response(tracker), "request_human")
         contact_id = await core(patients.contact_id, db(), tracker.sender_id)
-        await core(handoff.open_ticket, db(), contact_id, REASON_BY_INTENT.get(intent, "request_human"),
-                   language=lang, summary={"intent": intent, "slots": understood})
+        await core(handoff.open_ticket, db(), contact_id, reason, language=lang,
+                   summary={"intent": intent, "slots": understood})
         if await core(handoff.staffed):
             dispatcher.utter_message(response="utter_handoff", minutes=settings().handoff_sla_minutes)
         else:

@@ -45,3 +45,15 @@ async def test_outside_staffed_hours_the_patient_is_told_when_nurses_are_back(cl
     assert events == [ConversationPaused()]
     assert responses(dispatcher) == ["utter_handoff_after_hours"]
     assert handoff.open_ticket_for(clinic_db, patients.contact_id(clinic_db, GIOVANNI)).reason == "request_human"
+
+
+@pytest.mark.parametrize(("offer", "reason"), [("utter_offer_human", "fallback"),
+                                               ("utter_attachment_received", "attachment"),
+                                               ("utter_too_late_to_cancel", "late_cancellation"),
+                                               ("utter_greet", "request_human")])
+async def test_accepting_an_offer_hands_over_for_the_offers_reason(clinic_db, domain, offer, reason):
+    offered = [{"event": "bot", "text": "…", "metadata": {"utter_action": offer}},
+               {"event": "user", "text": "/request_human"}]
+    await ActionHandoff().run(CollectingDispatcher(), tracker(GIOVANNI, intent="request_human", events=offered),
+                              domain)
+    assert handoff.open_ticket_for(clinic_db, patients.contact_id(clinic_db, GIOVANNI)).reason == reason
