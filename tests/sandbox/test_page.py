@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import base64
+import struct
+import zlib
 
 import pytest
 
@@ -12,6 +13,16 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = needs_chromium
 
 PATIENT = "393334000005"
+
+
+def one_pixel_png() -> bytes:
+    """A valid 1×1 PNG, built here rather than pasted as an opaque blob."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)  # 1×1, 8-bit RGBA
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0\0\0\0\0")) + chunk(
+        b"IEND", b"")
 
 
 @pytest.fixture
@@ -83,7 +94,7 @@ def test_typing_text_and_sending_a_photo_and_a_document(sandbox, webhook_receive
     page.get_by_label("Message", exact=True).fill("Buongiorno")
     page.get_by_label("Message", exact=True).press("Enter")
     photo = tmp_path / "ricetta.png"
-    photo.write_bytes(base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="))
+    photo.write_bytes(one_pixel_png())
     page.get_by_text("Send a photo or a document").click()
     page.get_by_label("Caption (optional)").fill("la ricetta")
     page.get_by_label("Photo", exact=True).set_input_files(str(photo))
