@@ -54,7 +54,7 @@ from clinic.db import Database
 from clinic.models import Contact, OutboundMessage, OutboundStatus, utcnow
 from clinic.whatsapp.errors import PAIR_RATE_LIMIT, RE_ENGAGEMENT, Action, GraphError, classify
 from clinic.whatsapp.outbound import LOCAL_PATH, MEDIA_KINDS, template_message
-from clinic.whatsapp.types import GraphConfig, StatusUpdate
+from clinic.whatsapp.types import WINDOW_REPLY_PAYLOAD, GraphConfig, StatusUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class WhatsAppClient:
         request_timeout: float = 20.0,
         default_language: str | None = None,
         window_parameters: Callable[[Contact], list[str]] = default_window_parameters,
-        window_quick_replies: tuple[str | None, ...] = (),
+        window_quick_replies: tuple[str | None, ...] = (WINDOW_REPLY_PAYLOAD,),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db

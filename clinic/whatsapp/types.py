@@ -9,6 +9,10 @@ from typing import Any
 
 from clinic.settings import Settings
 
+# The quick reply of the "you have a new message" template: tapping it opens the 24-hour window (the
+# held messages then go out); it is not something for the bot to answer.
+WINDOW_REPLY_PAYLOAD = "whatsapp:open_window"
+
 
 @dataclass(frozen=True)
 class GraphConfig:

@@ -26,7 +26,7 @@ import string
 from datetime import datetime, timezone
 from typing import Any
 
-from clinic.whatsapp.types import InboundMessage, Media, Sender, StatusUpdate, WebhookBatch
+from clinic.whatsapp.types import WINDOW_REPLY_PAYLOAD, InboundMessage, Media, Sender, StatusUpdate, WebhookBatch
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,8 @@ def _message(raw: dict, contacts: list[dict], phone_number_id: str) -> InboundMe
         rasa_text = reply.get("id") if body.get("type") in ("button_reply", "list_reply") else None
         rasa_text = rasa_text or UNSUPPORTED_TEXT  # e.g. a flow's nfm_reply: nothing the bot can read
     elif kind == "button":
-        rasa_text = body.get("payload") or body.get("text") or UNSUPPORTED_TEXT
+        payload = body.get("payload")
+        rasa_text = None if payload == WINDOW_REPLY_PAYLOAD else payload or body.get("text") or UNSUPPORTED_TEXT
     elif kind in MEDIA_TYPES:
         media = Media(
             id=str(body["id"]),

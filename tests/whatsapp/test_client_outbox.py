@@ -16,7 +16,7 @@ from clinic.models import Contact, OutboundMessage, OutboundStatus
 from clinic.whatsapp.client import WINDOW_SOURCE, WhatsAppClient, pair_delay
 from clinic.whatsapp.errors import GraphError
 from clinic.whatsapp.outbound import template_message, to_graph_messages
-from clinic.whatsapp.types import GraphConfig, Sender, StatusUpdate
+from clinic.whatsapp.types import WINDOW_REPLY_PAYLOAD, GraphConfig, Sender, StatusUpdate
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=timezone.utc)
 SECRET_TEXT = "Referto di Mario Rossi: emocromo nella norma"
@@ -125,7 +125,8 @@ def test_closed_window_holds_free_form_and_queues_one_template(any_db, clock, la
     assert [r.id for r in held] == first + second
     assert len(templates) == 1  # once per closed window, not once per held message
     assert templates[0].status is OutboundStatus.queued
-    assert templates[0].body == template_message("clinic_new_message", "en", body_parameters=["Mario Rossi"])
+    assert templates[0].body == template_message("clinic_new_message", "en", body_parameters=["Mario Rossi"],
+                                                 quick_replies=[WINDOW_REPLY_PAYLOAD])
 
 
 def test_window_template_language_falls_back_to_the_default(db, clock):

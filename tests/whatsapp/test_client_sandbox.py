@@ -19,6 +19,7 @@ from clinic.models import Contact, OutboundMessage, OutboundStatus, utcnow
 from clinic.whatsapp import webhook
 from clinic.whatsapp.client import WINDOW_SOURCE, WhatsAppClient
 from clinic.whatsapp.outbound import template_message, to_graph_messages
+from clinic.whatsapp.types import WINDOW_REPLY_PAYLOAD
 
 PHONE = "393331234567"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -270,9 +271,10 @@ async def test_closed_window_sends_the_template_and_releases_on_reply(db, sandbo
     (template,) = sandbox.received(PHONE)
     assert template["view"]["template"] == "clinic_new_message"
     assert template["view"]["body"].startswith("Ciao Maria,")
+    assert WINDOW_REPLY_PAYLOAD in str(template["request"]["template"]["components"])
     assert rows(db)[held[0]].status is OutboundStatus.held
 
-    sandbox.say(PHONE, "Leggi")  # the patient taps the template's button
+    sandbox.tap_quick_reply(PHONE, WINDOW_REPLY_PAYLOAD, "Leggi", context=template["id"])  # the template's button
     client.contact_wrote(contact, datetime.now(timezone.utc))
     await drain(client, settled(db, *held), feed)
     assert [m["type"] for m in sandbox.received(PHONE)] == ["template", "text"]

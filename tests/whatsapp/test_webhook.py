@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clinic.whatsapp.types import Media, Sender
+from clinic.whatsapp.types import WINDOW_REPLY_PAYLOAD, Media, Sender
 from clinic.whatsapp.webhook import MalformedWebhook, parse, sign, verify_signature
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -105,6 +105,14 @@ def test_a_reaction_is_recorded_without_a_reply():
     message = only_message("reaction")
     assert message.rasa_text is None and message.context_wamid is None
     assert message.raw["reaction"]["message_id"].startswith("wamid.")
+
+
+def test_tapping_the_window_templates_button_is_nothing_for_the_bot():
+    body = payload("button_template_reply")
+    tap = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    tap["button"] = {"payload": WINDOW_REPLY_PAYLOAD, "text": "Leggi"}
+    [message] = parse(body).messages
+    assert message.rasa_text is None  # stored and acknowledged; the held messages go out, no bot reply
 
 
 def test_a_changed_number_names_the_old_and_the_new_number():
