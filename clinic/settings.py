@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     handoff_webhook_url: str = Field(
         "", description="POSTed (ids only) when a ticket starts waiting or breaches the SLA; empty: off."
     )
+    handoff_webhook_secret: str = Field(
+        "", description="Signs those POSTs: header X-Clinic-Signature-256 = sha256=HMAC-SHA256(body) (secret)."
+    )
 
     @validator("clinic_timezone")
     def _known_zone(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls

@@ -14,6 +14,7 @@ import functools
 import hmac
 import itertools
 import logging
+import mimetypes
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Sanic, response
 from sanic.exceptions import SanicException
-from sanic.request import Request
+from sanic.request import File, Request
 from sqlalchemy import select
 
 from clinic import handoff, staff
@@ -32,6 +33,7 @@ from clinic.inbox.handback import CLOSING, resume_bot
 from clinic.models import Contact, InboundMessage, utcnow
 from clinic.settings import settings
 from clinic.whatsapp.client import WINDOW_SOURCE, WhatsAppClient
+from clinic.whatsapp.outbound import CAPTION_MAX, MB, MEDIA_KINDS, MEDIA_LIMITS, media_message
 from clinic.whatsapp.types import GraphConfig
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ STATUS_LABELS = {
     "failed": "failed",
 }
 _names = itertools.count()
+CAPTIONED_KINDS = ("image", "document", "video")
 
 
 def _local(moment: datetime | None, fmt: str = "%d %b %H:%M") -> str:
@@ -93,9 +96,49 @@ def field(request: Request, name: str) -> str:
     return (request.form or {}).get(name) or ""
 
 
+def _upload_mime(upload: File) -> str:
+    declared = (upload.type or "").split(";")[0].strip().lower()
+    if declared in MEDIA_LIMITS:
+        return declared
+    return mimetypes.guess_type(upload.name or "")[0] or declared or "application/octet-stream"
+
+
+def attachment_problem(upload: File) -> str | None:
+    """Why WhatsApp would refuse this file (type or size, per Meta's table), said before anything is queued."""
+    kind, limit = MEDIA_LIMITS.get(_upload_mime(upload), (None, 0))
+    if kind not in MEDIA_KINDS:  # stickers are for patients
+        return ("WhatsApp cannot deliver this kind of file. Send a photo (JPEG, PNG), a PDF, a text or an "
+                "Office document, an MP4 video or an audio file.")
+    if not upload.body:
+        return "The file is empty."
+    if len(upload.body) > limit:
+        return f"WhatsApp takes {kind}s of at most {limit // MB} MB; this file has {len(upload.body) / MB:.1f} MB."
+    return None
+
+
+def reply_bodies(contact_id: int, text: str, upload: File | None) -> list[dict]:
+    """The outbox bodies of one nurse reply: text, a file (kept under the media dir, uploaded when sent), or
+    both (the text as the file's caption when WhatsApp allows one that long, else a text message first)."""
+    if upload is None:
+        return [{"type": "text", "text": {"body": text}}]
+    mime = _upload_mime(upload)
+    kind = MEDIA_LIMITS[mime][0]
+    filename = Path(upload.name or "").name.strip() or f"attachment{mimetypes.guess_extension(mime) or ''}"
+    folder = settings().media_dir / "outbound" / str(contact_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{secrets.token_hex(8)}{Path(filename).suffix.lower()[:10]}"
+    path.write_bytes(upload.body)
+    captioned = bool(text) and kind in CAPTIONED_KINDS and len(text) <= CAPTION_MAX
+    bodies = [] if captioned or not text else [{"type": "text", "text": {"body": text}}]
+    bodies.append(media_message(kind, path=str(path), filename=filename, mime=mime,
+                                caption=text if captioned else None))
+    return bodies
+
+
 def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
     """The inbox app; the database defaults to DATABASE_URL, the WhatsApp client is made at start-up."""
     app = Sanic(name or f"clinic_inbox_{next(_names)}")
+    app.config.REQUEST_MAX_SIZE = 101 * MB  # WhatsApp documents may be 100 MB
     app.ctx.db = db
     app.ctx.client = None
     jinja = _templates()
@@ -132,7 +175,7 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         await app_.ctx.client.start()
         app_.ctx.alerts = None
         if settings().handoff_webhook_url:
-            app_.ctx.alerts = Alerts(app_.ctx.db, settings().handoff_webhook_url)
+            app_.ctx.alerts = Alerts(app_.ctx.db, settings().handoff_webhook_url, settings().handoff_webhook_secret)
             app_.ctx.alerts.start()
 
     @app.after_server_stop
@@ -295,8 +338,8 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
                     "at": _local(e.at, "%d %b %H:%M:%S"),
                     "kind": e.kind,
                     "text": e.text,
-                    "media": (e.media or {}).get("mime") or ((e.media or {}).get("filename")) or ("file" if e.media
-                                                                                                  else ""),
+                    "media": ((e.media or {}).get("filename") or (e.media or {}).get("mime") or e.kind
+                              if e.media else ""),
                     "who": _who(e),
                     "status": e.status or "",
                     "status_label": STATUS_LABELS.get(e.status or "", e.status or ""),
@@ -370,19 +413,26 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
     @login_required
     async def reply(request: Request, ticket_id: int):
         text = field(request, "text").strip()
-        if not text:
-            return message(request, 400, "Empty reply", "Write something first.", back=f"/tickets/{ticket_id}")
+        upload = (request.files or {}).get("file")
+        if upload is not None and not upload.body and not upload.name:
+            upload = None  # the form's file field left empty
+        if not text and upload is None:
+            return message(request, 400, "Empty reply", "Write something or attach a file first.",
+                           back=f"/tickets/{ticket_id}")
         if len(text) > 4096:
             return message(request, 400, "Too long", "WhatsApp takes at most 4096 characters.",
                            back=f"/tickets/{ticket_id}")
+        refused = upload is not None and attachment_problem(upload)
+        if refused:
+            return message(request, 400, "Attachment not sent", refused, back=f"/tickets/{ticket_id}")
         me = request.ctx.staff
 
         async def send() -> None:
             ticket = await run(handoff.get, db_(), ticket_id)
             if ticket.claimed_by_id != me.id:
                 raise handoff.TicketClosed() if ticket.status.value == "resolved" else handoff.NotHolder()
-            body = {"type": "text", "text": {"body": text}}
-            await run(app.ctx.client.enqueue, ticket.contact_id, [body], source=f"inbox:{me.username}"[:50])
+            bodies = await run(reply_bodies, ticket.contact_id, text, upload)
+            await run(app.ctx.client.enqueue, ticket.contact_id, bodies, source=f"inbox:{me.username}"[:50])
             app.ctx.client.kick()
             await run(handoff.replied, db_(), ticket_id, me.id)
 

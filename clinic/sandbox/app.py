@@ -35,6 +35,7 @@ from clinic.sandbox.errors import (
 from clinic.sandbox.state import Options, Patient, SandboxState, new_wamid, normalise_phone
 from clinic.sandbox.validate import validate_send
 from clinic.sandbox.webhooks import Deliverer, messages_value, status_value
+from clinic.whatsapp.outbound import MB, MEDIA_LIMITS
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -43,28 +44,6 @@ STATUS_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 FAULT_KINDS = ("http_429", "http_500", "http_503", "timeout", "error", "failed")
 TYPING_SECONDS = 25  # Meta dismisses the typing indicator after 25 s or at the next message
 
-# mime type -> (media kind, max bytes), from Meta's supported media types table.
-MB = 1024 * 1024
-MEDIA_LIMITS = {
-    "image/jpeg": ("image", 5 * MB),
-    "image/png": ("image", 5 * MB),
-    "image/webp": ("sticker", 500 * 1024),
-    "audio/aac": ("audio", 16 * MB),
-    "audio/amr": ("audio", 16 * MB),
-    "audio/mpeg": ("audio", 16 * MB),
-    "audio/mp4": ("audio", 16 * MB),
-    "audio/ogg": ("audio", 16 * MB),
-    "video/mp4": ("video", 16 * MB),
-    "video/3gpp": ("video", 16 * MB),
-    "text/plain": ("document", 100 * MB),
-    "application/pdf": ("document", 100 * MB),
-    "application/msword": ("document", 100 * MB),
-    "application/vnd.ms-excel": ("document", 100 * MB),
-    "application/vnd.ms-powerpoint": ("document", 100 * MB),
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ("document", 100 * MB),
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ("document", 100 * MB),
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ("document", 100 * MB),
-}
 _app_names = itertools.count(1)
 
 

@@ -51,6 +51,29 @@ ELLIPSIS = "…"
 LOCAL_PATH = "local_path"  # a media object's file on this machine: uploaded by the client, then replaced by `id`
 MEDIA_KINDS = ("image", "document", "video", "audio")
 
+MB = 1024 * 1024
+# mime type -> (media kind, max bytes): Meta's supported media types table (the sandbox enforces it too)
+MEDIA_LIMITS = {
+    "image/jpeg": ("image", 5 * MB),
+    "image/png": ("image", 5 * MB),
+    "image/webp": ("sticker", 500 * 1024),
+    "audio/aac": ("audio", 16 * MB),
+    "audio/amr": ("audio", 16 * MB),
+    "audio/mpeg": ("audio", 16 * MB),
+    "audio/mp4": ("audio", 16 * MB),
+    "audio/ogg": ("audio", 16 * MB),
+    "video/mp4": ("video", 16 * MB),
+    "video/3gpp": ("video", 16 * MB),
+    "text/plain": ("document", 100 * MB),
+    "application/pdf": ("document", 100 * MB),
+    "application/msword": ("document", 100 * MB),
+    "application/vnd.ms-excel": ("document", 100 * MB),
+    "application/vnd.ms-powerpoint": ("document", 100 * MB),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ("document", 100 * MB),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ("document", 100 * MB),
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ("document", 100 * MB),
+}
+
 _GRAPHEME = regex.compile(r"\X")
 _PARAGRAPH = regex.compile(r"\n[^\S\n]*\n\s*")
 _SENTENCE = regex.compile(r"[.!?…;:][)\]\"'»”’]*(?=\s)")

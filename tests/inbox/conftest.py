@@ -76,11 +76,12 @@ class InboxClient:
             self.csrf = found.group(1)
         return answer
 
-    def post(self, path: str, data: dict | None = None, csrf: bool = True) -> requests.Response:
+    def post(self, path: str, data: dict | None = None, csrf: bool = True, files: dict | None = None
+             ) -> requests.Response:
         data = dict(data or {})
         if csrf:
             data.setdefault("csrf_token", self.csrf)
-        return self.http.post(self.base_url + path, data=data, allow_redirects=False, timeout=30)
+        return self.http.post(self.base_url + path, data=data, files=files, allow_redirects=False, timeout=60)
 
     def login(self, username: str, password: str) -> requests.Response:
         self.get("/login")
@@ -132,12 +133,14 @@ class FakeRasa:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, list]] = []
+        self.raw: list[tuple[dict, bytes]] = []  # headers and body as received
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 owner.requests.append((self.path, json.loads(body)))
+                owner.raw.append((dict(self.headers), body))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()

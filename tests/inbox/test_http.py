@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from datetime import timedelta
 
@@ -13,6 +15,9 @@ from tests.inbox.conftest import PASSWORD, add_contact, add_nurse
 from tests.whatsapp_sandbox import wait_until
 
 PATIENT = "393335550101"
+PNG = bytes.fromhex(  # a 1x1 PNG
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 
 
 def test_pages_need_a_session_and_carry_security_headers(db, start_inbox):
@@ -146,6 +151,65 @@ def test_reply_reaches_the_patient_through_the_sandbox_and_everything_is_recorde
     assert "outbox" in log and not any(phi in log for phi in (PATIENT, "infermiera", "allergic", "Maria", "Giulia"))
 
 
+def test_a_reply_with_a_document_reaches_the_patient_with_its_name_and_caption(db, start_inbox, sandbox, tmp_path):
+    add_nurse(db, "rossi")
+    contact = add_contact(db, PATIENT)
+    sandbox.open_window(PATIENT)
+    ticket = handoff.open_ticket(db, contact, "attachment")
+    client = start_inbox(MEDIA_DIR=str(tmp_path / "media"), **sandbox.env).client("rossi")
+    client.post(f"/tickets/{ticket.id}/claim")
+    client.get(f"/tickets/{ticket.id}")
+    leaflet = b"%PDF-1.4 preparation leaflet"
+    answer = client.post(f"/tickets/{ticket.id}/reply", {"text": "Ecco il foglio per la preparazione"},
+                         files={"file": ("preparazione.pdf", leaflet, "application/pdf")})
+    assert answer.status_code == 303, answer.text[:300]
+
+    (received,) = sandbox.wait_received(PATIENT)
+    document = received["request"]["document"]
+    assert (document["filename"], document["caption"]) == ("preparazione.pdf", "Ecco il foglio per la preparazione")
+    assert sandbox.http.get(f"{sandbox.base_url}/_sandbox/media/{document['id']}").content == leaflet
+    entries = wait_until(lambda: [e for e in client.get(f"/api/tickets/{ticket.id}").json()["entries"]
+                                  if e["status"] == "sent"], what="the document to show as sent")
+    assert (entries[0]["kind"], entries[0]["media"], entries[0]["text"]) == (
+        "document", "preparazione.pdf", "Ecco il foglio per la preparazione")
+
+
+def test_a_photo_alone_and_a_long_text_with_a_photo(db, start_inbox, sandbox, tmp_path):
+    add_nurse(db, "rossi")
+    sandbox.open_window(PATIENT)
+    ticket = handoff.open_ticket(db, add_contact(db, PATIENT), "attachment")
+    client = start_inbox(MEDIA_DIR=str(tmp_path / "media"), **sandbox.env).client("rossi")
+    client.post(f"/tickets/{ticket.id}/claim")
+    client.get(f"/tickets/{ticket.id}")
+    photo = ("map.png", PNG, "image/png")
+    assert client.post(f"/tickets/{ticket.id}/reply", {"text": ""}, files={"file": photo}).status_code == 303
+    long_text = "Entri dal cancello B. " * 60  # past WhatsApp's 1024-character caption
+    assert client.post(f"/tickets/{ticket.id}/reply", {"text": long_text}, files={"file": photo}).status_code == 303
+    received = [r["request"] for r in sandbox.wait_received(PATIENT, count=3)]
+    assert [r["type"] for r in received] == ["image", "text", "image"]
+    assert "caption" not in received[0]["image"] and "caption" not in received[2]["image"]
+    assert received[1]["text"]["body"] == long_text.strip()
+
+
+def test_files_whatsapp_would_refuse_are_refused_before_anything_is_queued(db, start_inbox, tmp_path):
+    add_nurse(db, "rossi")
+    ticket = handoff.open_ticket(db, add_contact(db, PATIENT), "attachment")
+    client = start_inbox(MEDIA_DIR=str(tmp_path / "media")).client("rossi")
+    client.post(f"/tickets/{ticket.id}/claim")
+    client.get(f"/tickets/{ticket.id}")
+    program = client.post(f"/tickets/{ticket.id}/reply", {"text": "x"},
+                          files={"file": ("setup.exe", b"MZ...", "application/x-msdownload")})
+    assert program.status_code == 400 and "cannot deliver this kind of file" in program.text
+    huge = client.post(f"/tickets/{ticket.id}/reply", {"text": ""},
+                       files={"file": ("scan.jpg", b"\xff\xd8" + bytes(6 * 1024 * 1024), "image/jpeg")})
+    assert huge.status_code == 400 and "at most 5 MB" in huge.text
+    nothing = client.post(f"/tickets/{ticket.id}/reply", {"text": "  "})
+    assert nothing.status_code == 400 and "Write something or attach a file" in nothing.text
+    with db.reading() as s:
+        assert s.scalars(select(OutboundMessage)).all() == []
+    assert not (tmp_path / "media").exists() or not any((tmp_path / "media").rglob("*.*"))
+
+
 def test_closed_window_sends_the_template_and_holds_the_reply(db, start_inbox, sandbox):
     add_nurse(db, "rossi")
     contact = add_contact(db, PATIENT, hours_ago=30)
@@ -249,7 +313,8 @@ def test_webhook_announces_new_tickets_and_sla_breaches_with_ids_only(db, start_
     receiver = fake_rasa  # any recording HTTP server will do
     old = handoff.open_ticket(db, add_contact(db, PATIENT), "request_human",
                               now=handoff.utcnow() - timedelta(minutes=30))
-    start_inbox(HANDOFF_WEBHOOK_URL=receiver.url + "/alerts", HANDOFF_SLA_MINUTES="10")
+    start_inbox(HANDOFF_WEBHOOK_URL=receiver.url + "/alerts", HANDOFF_SLA_MINUTES="10",
+                HANDOFF_WEBHOOK_SECRET="pager-secret")
     wait_until(lambda: len(receiver.requests) >= 2, what="two alerts")
     new = handoff.open_ticket(db, add_contact(db, "393335550120", "New"), "emergency")
     wait_until(lambda: len(receiver.requests) >= 3, what="the new ticket's alert")
@@ -257,6 +322,9 @@ def test_webhook_announces_new_tickets_and_sla_breaches_with_ids_only(db, start_
     assert events == sorted([("ticket_waiting", old.id), ("sla_breached", old.id), ("ticket_waiting", new.id)])
     assert all(set(body) == {"event", "ticket_id", "priority", "reason", "waiting_seconds"}
                for _, body in receiver.requests)
+    for headers, raw in receiver.raw:  # signed as Meta signs its webhooks, so forged pages can be refused
+        expected = "sha256=" + hmac.new(b"pager-secret", raw, hashlib.sha256).hexdigest()
+        assert headers["X-Clinic-Signature-256"] == expected
 
 
 def test_delivery_status_and_errors_show_as_the_channel_records_them(db, start_inbox):
