@@ -40,7 +40,12 @@ class Settings(BaseSettings):
         "clinic_new_message", description="Utility template sent when the 24-hour window is closed."
     )
     whatsapp_webhook_url: str = Field(
-        "http://localhost:5005/webhooks/whatsapp/webhook", description="Where the sandbox delivers webhooks."
+        "http://localhost:5006/webhooks/whatsapp/webhook",
+        description="Where the sandbox delivers webhooks: the ingest (Rasa's channel takes them too, on 5005).",
+    )
+    whatsapp_ingest_host: str = Field("127.0.0.1", description="Address the webhook ingest listens on.")
+    whatsapp_ingest_port: int = Field(
+        5006, description="Port of the webhook ingest (`python -m clinic.whatsapp.ingest`); it nudges RASA_URL."
     )
     media_dir: Path = Field(PROJECT_ROOT / "var" / "media", description="Where received media files are kept.")
 

@@ -7,15 +7,21 @@
       ...
 
 Routes (under `/webhooks/whatsapp/`): `GET /` health, `GET /webhook` Meta's verification
-handshake, `POST /webhook` the signed events.
+handshake, `POST /webhook` the signed events, `POST /pending` the ingest's signed nudge.
 
-A POST is checked (size 413, signature 403, shape 400), then every message in it is stored
-(once per `wamid`) and only then answered 200: nothing acknowledged can be lost, and a redelivery
-is recognised by its `wamid`. The bot works after the acknowledgement: one worker task per
-contact takes that contact's pending messages in the order they were stored, so a patient's
-messages are answered in order while different patients are served in parallel. A message the
-bot fails on is retried (`max_attempts` in all), then marked `failed`. Messages still pending
-when the process stopped are picked up when the server starts again.
+Meta's webhooks normally go to the ingest process (`clinic.whatsapp.ingest`, started by `make run`):
+it checks and stores them and answers 200 without waiting for Rasa, whose event loop is busy with
+predictions, then nudges `/pending` with the ids of the contacts that have new messages. This
+channel's own `POST /webhook` does the same in-process (single-process setups and tests): checked
+(size 413, signature 403, shape 400, `clinic.whatsapp.receive`), every message stored (once per
+`wamid`) and only then answered 200, so nothing acknowledged can be lost and a redelivery is
+recognised by its `wamid`.
+
+The bot works after the acknowledgement: one worker task per contact takes that contact's pending
+messages in the order they were stored, so a patient's messages are answered in order while
+different patients are served in parallel. A message the bot fails on is retried (`max_attempts`
+in all), then marked `failed`. Pending messages nobody woke (stored before a restart, or a nudge
+lost while Rasa restarted) are found by a sweep at start-up and every `sweep_interval` seconds.
 
 The Rasa conversation id is the contact's phone number, or its business-scoped user id while no
 number is known. Ordering and restart recovery assume one Rasa process serves the webhook (Rasa's
@@ -28,9 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hmac
 import inspect
-import json
 import logging
 import mimetypes
 import os
@@ -48,15 +52,23 @@ from clinic.db import Database, database
 from clinic.settings import settings
 from clinic.triage import red_flag
 from clinic.whatsapp import store
+from clinic.whatsapp.receive import (
+    ACKNOWLEDGEMENT,
+    MAX_BODY_BYTES,
+    PENDING_ROUTE,
+    handshake,
+    latest_writes,
+    read_pending,
+    receive,
+)
 from clinic.whatsapp.types import GraphConfig, StatusUpdate
-from clinic.whatsapp.webhook import SIGNATURE_HEADER, parse, verify_signature
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1_000_000  # Meta's webhooks are a few KB; batches stay far below this
 MAX_ATTEMPTS = 3
 RETRY_DELAY_SECONDS = 1.0  # doubled after each failed attempt
 BOT_READY_POLL_SECONDS = 0.5
+SWEEP_SECONDS = 5.0  # how often pending rows nobody woke (a lost nudge) are looked for
 ENQUEUE_ATTEMPTS = 3  # a bot message the outbox cannot take is retried briefly, then logged as lost
 
 
@@ -151,6 +163,7 @@ class WhatsAppInput(InputChannel):
         max_body_bytes: int = MAX_BODY_BYTES,
         max_attempts: int = MAX_ATTEMPTS,
         retry_delay: float = RETRY_DELAY_SECONDS,
+        sweep_interval: float = SWEEP_SECONDS,
     ) -> None:
         self.config = config
         self._db = db
@@ -159,6 +172,7 @@ class WhatsAppInput(InputChannel):
         self.max_body_bytes = max_body_bytes
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
+        self.sweep_interval = sweep_interval
         self.inbox: Inbox | None = None
 
     @property
@@ -200,80 +214,37 @@ class WhatsAppInput(InputChannel):
 
         @webhook.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
-            return self._handshake(request)
+            return handshake(request, self.config.verify_token)
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
-        async def receive(request: Request) -> HTTPResponse:
+        async def receive_webhook(request: Request) -> HTTPResponse:
             return await self._receive(request)
+
+        @webhook.route(PENDING_ROUTE, methods=["POST"], stream=True)
+        async def pending(request: Request) -> HTTPResponse:
+            return await self._pending(request)
 
         return webhook
 
-    def _handshake(self, request: Request) -> HTTPResponse:
-        mode = request.args.get("hub.mode")
-        token = request.args.get("hub.verify_token") or ""
-        challenge = request.args.get("hub.challenge")
-        expected = self.config.verify_token or ""
-        if (
-            mode == "subscribe"
-            and challenge
-            and expected
-            and hmac.compare_digest(token.encode("utf-8", "replace"), expected.encode())
-        ):
-            logger.info("webhook verification handshake accepted")
-            return response.text(challenge)
-        logger.warning("webhook verification handshake refused (mode %r)", mode)
-        return response.text("forbidden", status=403)
-
-    async def _read_body(self, request: Request) -> bytes | None:
-        """The raw body, or None when it is larger than allowed (nothing more is kept)."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            return None
-        body = bytearray()
-        while True:
-            chunk = await request.stream.read()
-            if chunk is None:
-                return bytes(body)
-            body += chunk
-            if len(body) > self.max_body_bytes:
-                return None
-
     async def _receive(self, request: Request) -> HTTPResponse:
-        raw = await self._read_body(request)
-        if raw is None:
-            logger.warning("webhook refused: body over %d bytes", self.max_body_bytes)
-            return response.text("payload too large", status=413)
-        if not verify_signature(self.config.app_secret, raw, request.headers.get(SIGNATURE_HEADER)):
-            logger.warning(
-                "webhook refused: %s signature (%d bytes)",
-                "wrong" if request.headers.get(SIGNATURE_HEADER) else "missing",
-                len(raw),
-            )
-            return response.text("forbidden", status=403)
-        try:
-            batch = parse(json.loads(raw))
-        except (ValueError, UnicodeDecodeError, RecursionError) as error:
-            logger.warning("webhook refused: malformed body (%s, %d bytes)", type(error).__name__, len(raw))
-            return response.text("bad request", status=400)
-        batch.messages = [m for m in batch.messages if self._ours(m.phone_number_id, m.wamid)]
-        try:
-            stored = await asyncio.to_thread(store.save, self.db, batch)
-        except Exception as error:  # noqa: BLE001 - answer 500 so Meta delivers again; log no content
-            logger.error("webhook batch not stored (%s): Meta will redeliver", type(error).__name__)
-            return response.text("not stored", status=500)
+        received = await receive(request, self.config, self.db, self.max_body_bytes)
+        if isinstance(received, HTTPResponse):
+            return received
         assert self.inbox is not None
-        self.inbox.after_storing(stored, batch.statuses)
-        logger.info(
-            "webhook stored %d new of %d messages, %d statuses",
-            len(stored), len(batch.messages), len(batch.statuses),
-        )
-        return response.text("EVENT_RECEIVED")
+        self.inbox.after_storing(received.stored, received.batch.statuses)
+        return response.text(ACKNOWLEDGEMENT)
 
-    def _ours(self, phone_number_id: str, wamid: str) -> bool:
-        if phone_number_id and self.config.phone_number_id and phone_number_id != self.config.phone_number_id:
-            logger.warning("message %s for another phone number id ignored", wamid)
-            return False
-        return True
+    async def _pending(self, request: Request) -> HTTPResponse:
+        """The ingest's nudge: wake the workers of the contacts given (they read the database)."""
+        contacts = await read_pending(request, self.config.app_secret)
+        if isinstance(contacts, HTTPResponse):
+            return contacts
+        assert self.inbox is not None
+        for contact_id in contacts:
+            self.inbox.wake(contact_id)
+        self.client.kick()  # held replies the ingest released for these contacts go out now
+        logger.debug("nudged for %d contacts", len(contacts))
+        return response.json({"woken": len(contacts)}, status=202)
 
 
 class Inbox:
@@ -287,6 +258,7 @@ class Inbox:
         self._ready: asyncio.Event | None = None
         self._app: Any = None
         self._background: set[asyncio.Task] = set()
+        self._sweeper: asyncio.Task | None = None  # not in _background: it never ends, idle() ignores it
         self._client_started = False
 
     @property
@@ -297,7 +269,8 @@ class Inbox:
 
     async def start(self, app: Any) -> None:
         """After the server started: start the client's delivery loop, then hand the bot what is
-        still pending (stored before a restart).
+        still pending (stored before a restart, or by the ingest while this process was away), and
+        keep sweeping for pending rows nobody woke.
         """
         self._app = app
         try:
@@ -305,24 +278,39 @@ class Inbox:
             self._client_started = True
         except Exception as error:  # noqa: BLE001 - the webhook must still store what arrives
             logger.error("WhatsApp client did not start (%s)", type(error).__name__)
-        self._spawn(self._recover())
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
-    async def _recover(self) -> None:
+    async def _sweep_forever(self) -> None:
         await self._bot_ready()
         self.ready.set()
+        while True:
+            try:
+                await self.sweep()
+            except Exception as error:  # noqa: BLE001 - e.g. the database restarting: next sweep
+                logger.error("pending messages not swept (%s)", type(error).__name__)
+            await asyncio.sleep(self.channel.sweep_interval)
+
+    async def sweep(self) -> list[int]:
+        """Wake every contact with pending messages and no worker: at start-up, what a stopped process
+        left; later, what the ingest stored when its nudge did not arrive. Their window is updated
+        first (the ingest may not have got that far), so the bot's replies are not held.
+        """
         pending = await asyncio.to_thread(store.contacts_with_pending, self.channel.db)
-        if pending:
-            logger.info("recovering pending messages of %d contacts", len(pending))
-        await self._contacts_wrote(pending)
-        for contact_id in pending:
+        idle = {contact_id: at for contact_id, at in pending.items() if contact_id not in self.workers}
+        if idle:
+            logger.info("sweep: pending messages of %d contacts picked up", len(idle))
+        await self._contacts_wrote(idle)
+        for contact_id in idle:
             self.wake(contact_id)
+        return list(idle)
 
     async def stop(self) -> None:
         """Workers stop where they are (their rows stay pending for the next start); the client closes."""
-        tasks = [*self.workers.values(), *self._background]
+        tasks = [*self.workers.values(), *self._background, *([self._sweeper] if self._sweeper else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._sweeper = None
         if self._client_started:
             try:
                 await _call(self.channel.client.close)
@@ -338,11 +326,7 @@ class Inbox:
             self._spawn(self._follow_up(stored, statuses))
 
     async def _follow_up(self, stored: list[store.Stored], statuses: list[StatusUpdate]) -> None:
-        latest: dict[int, Any] = {}
-        for message in stored:
-            if message.contact_id not in latest or latest[message.contact_id] < message.sent_at:
-                latest[message.contact_id] = message.sent_at
-        await self._contacts_wrote(latest)
+        await self._contacts_wrote(latest_writes(stored))
         for contact_id in dict.fromkeys(s.contact_id for s in stored if s.for_bot):
             self.wake(contact_id)
         client = self.channel.client

@@ -1,0 +1,231 @@
+"""`python -m clinic.whatsapp.ingest`: Meta's webhook, acknowledged without waiting for Rasa.
+
+Rasa's event loop also runs the model, so a webhook answered there waits for predictions (seconds
+under load, and Meta retries what is slow to answer). This small process takes the webhook instead,
+on the same paths as the channel (`/webhooks/whatsapp/webhook`, `GET /webhooks/whatsapp/` health):
+
+1. the same checks as the channel (`clinic.whatsapp.receive`: 413, 403, 400);
+2. the messages stored (once per wamid), the contacts' 24-hour window updated (held replies are
+   released), the status callbacks applied to the outbox; only then 200. A database failure is
+   answered 500, so Meta delivers again; nothing here touches Rasa.
+3. after the acknowledgement, a nudge to the Rasa channel (`POST /webhooks/whatsapp/pending`,
+   signed with the app secret) naming the contacts with new messages: their workers take what is
+   pending in stored order. Nudges are coalesced (one in flight; ids that arrive meanwhile go in
+   the next). A lost nudge (Rasa restarting) loses nothing: the channel sweeps for pending rows at
+   start-up and every few seconds.
+
+Settings: `WHATSAPP_INGEST_HOST`, `WHATSAPP_INGEST_PORT` (default 5006), the `WHATSAPP_*` secrets,
+`RASA_URL` (where the channel is) and `DATABASE_URL`. Logs carry ids only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+from sanic import Blueprint, Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from clinic.db import Database, database
+from clinic.settings import settings
+from clinic.whatsapp.receive import (
+    ACKNOWLEDGEMENT,
+    MAX_BODY_BYTES,
+    PENDING_ROUTE,
+    PENDING_SIGNATURE_HEADER,
+    Received,
+    handshake,
+    pending_body,
+    receive,
+    sign_pending,
+)
+from clinic.whatsapp.types import GraphConfig
+
+logger = logging.getLogger(__name__)
+
+URL_PREFIX = "/webhooks/whatsapp"
+NUDGE_TIMEOUT_SECONDS = 10.0
+
+
+def pending_url(rasa_url: str) -> str:
+    """The channel's nudge route on a Rasa server."""
+    return f"{rasa_url.rstrip('/')}{URL_PREFIX}{PENDING_ROUTE}"
+
+
+class Nudger:
+    """Tells the Rasa channel which contacts have new messages; at most one request in flight."""
+
+    def __init__(self, url: str, app_secret: str, timeout: float = NUDGE_TIMEOUT_SECONDS) -> None:
+        self.url = url
+        self.app_secret = app_secret
+        self.timeout = timeout
+        self.sent = 0  # nudges the channel accepted (for tests and logs)
+        self._due: set[int] = set()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def nudge(self, contact_ids: list[int]) -> None:
+        """Queue a nudge for these contacts (never blocks; the request goes from the background)."""
+        if not contact_ids or self._wake is None:
+            return
+        self._due.update(contact_ids)
+        self._wake.set()
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Until nothing is waiting to be sent (for tests)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self._due or (self._wake is not None and self._wake.is_set())) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            contacts, self._due = self._due, set()
+            if contacts:
+                await self._send(contacts)
+
+    async def _send(self, contacts: set[int]) -> None:
+        assert self._session is not None
+        body = pending_body(contacts)
+        headers = {"Content-Type": "application/json", PENDING_SIGNATURE_HEADER: sign_pending(self.app_secret, body)}
+        try:
+            async with self._session.post(self.url, data=body, headers=headers) as reply:
+                if reply.status >= 300:
+                    raise RuntimeError(f"HTTP {reply.status}")
+            self.sent += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the channel's sweep finds these rows anyway
+            logger.warning("nudge for %d contacts not delivered (%s): the channel's sweep will find them",
+                           len(contacts), type(error).__name__ or "error")
+
+
+class Ingest:
+    """The webhook routes of the ingest process (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: GraphConfig,
+        *,
+        pending_url: str,
+        db: Database | None = None,
+        client: Any = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        nudge_timeout: float = NUDGE_TIMEOUT_SECONDS,
+    ) -> None:
+        self.config = config
+        self._db = db
+        self._client = client
+        self.max_body_bytes = max_body_bytes
+        self.nudger = Nudger(pending_url, config.app_secret, nudge_timeout)
+
+    @property
+    def db(self) -> Database:
+        return self._db or database()
+
+    @property
+    def client(self) -> Any:
+        """The WhatsApp client, for the window and the statuses only: this process sends nothing."""
+        if self._client is None:
+            from clinic.whatsapp.client import WhatsAppClient
+
+            self._client = WhatsAppClient(self.db, self.config)
+        return self._client
+
+    def blueprint(self) -> Blueprint:
+        routes = Blueprint("whatsapp_ingest", url_prefix=URL_PREFIX)
+
+        @routes.listener("after_server_start")
+        async def start(_app: Any, _loop: Any = None) -> None:
+            await self.nudger.start()
+
+        @routes.listener("before_server_stop")
+        async def stop(_app: Any, _loop: Any = None) -> None:
+            await self.nudger.stop()
+
+        @routes.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @routes.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            return handshake(request, self.config.verify_token)
+
+        @routes.route("/webhook", methods=["POST"], stream=True)
+        async def receive_webhook(request: Request) -> HTTPResponse:
+            return await self._receive(request)
+
+        return routes
+
+    async def _receive(self, request: Request) -> HTTPResponse:
+        received = await receive(request, self.config, self.db, self.max_body_bytes)
+        if isinstance(received, HTTPResponse):
+            return received
+        if received.stored or received.batch.statuses:
+            await asyncio.to_thread(self._follow_up, received)
+        self.nudger.nudge(received.contacts_for_bot)
+        return response.text(ACKNOWLEDGEMENT)
+
+    def _follow_up(self, received: Received) -> None:
+        """Before the acknowledgement, in one worker thread: the window (before any reply can be
+        queued, so replies are not held), then the statuses. A failure is logged and left: the
+        channel's sweep updates the window of pending contacts, a status only records progress.
+        """
+        for contact_id, at in received.latest_writes.items():
+            try:
+                self.client.contact_wrote(contact_id, at)
+            except Exception as error:  # noqa: BLE001
+                logger.error("contact %s: window not updated (%s)", contact_id, type(error).__name__)
+        for status in received.batch.statuses:
+            try:
+                self.client.apply_status(status)
+            except Exception as error:  # noqa: BLE001
+                logger.error("status %s of %s not applied (%s)", status.status, status.wamid, type(error).__name__)
+
+
+def create_app(ingest: Ingest, name: str = "clinic_whatsapp_ingest") -> Sanic:
+    app = Sanic(name)
+    app.blueprint(ingest.blueprint())
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    s = settings()
+    parser = argparse.ArgumentParser(prog="python -m clinic.whatsapp.ingest", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=s.whatsapp_ingest_host)
+    parser.add_argument("--port", type=int, default=s.whatsapp_ingest_port)
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.getLogger("clinic").addHandler(handler)
+    logging.getLogger("clinic").setLevel(logging.INFO)
+    ingest = Ingest(GraphConfig.from_settings(s), pending_url=pending_url(s.rasa_url))
+    app = create_app(ingest)
+    app.run(host=args.host, port=args.port, access_log=False, workers=1)
+
+
+if __name__ == "__main__":
+    main()
