@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from tabulate import tabulate
 
-from clinic import migrate, model_cache, scheduling, staff
+from clinic import audit, migrate, model_cache, scheduling, staff
 from clinic.db import database
 from clinic.demo import seed
 from clinic.models import Practitioner, Specialty
@@ -175,6 +175,25 @@ def cmd_staff_demo(args: argparse.Namespace) -> None:
     print(f"demo nurse ready: {user.username} / {staff.DEMO_PASSWORD}")
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> None:
+    verdict = audit.verify(database())
+    if not verdict.ok:
+        raise CliError(f"audit trail broken: {verdict.problem}")
+    print(verdict)
+
+
+def cmd_audit_export(args: argparse.Namespace) -> None:
+    if args.to < args.from_:
+        raise CliError("--to is before --from")
+    start, end = scheduling.day_window(args.from_, args.to)
+    lines = audit.export(database(), start, end)
+    if args.output is None:
+        sys.stdout.writelines(lines)
+        return
+    with open(args.output, "w", encoding="utf-8") as out:
+        out.writelines(lines)
+
+
 def parser() -> argparse.ArgumentParser:
     root = OneLineParser(prog="clinic", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
@@ -224,6 +243,19 @@ def parser() -> argparse.ArgumentParser:
     staff_commands.add_parser("demo", help="create the demo nurse (DEMO_MODE=true only)").set_defaults(
         run=cmd_staff_demo
     )
+
+    audit_cmd = commands.add_parser("audit", help="the audit trail: check it, export it for an auditor")
+    audit_commands = audit_cmd.add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION", parser_class=OneLineParser
+    )
+    audit_commands.add_parser(
+        "verify", help="check the hash chain: 'ok, N entries' or the first entry altered, missing, inserted or moved"
+    ).set_defaults(run=cmd_audit_verify)
+    export = audit_commands.add_parser("export", help="entries of some clinic days as JSON Lines")
+    export.add_argument("--from", dest="from_", type=_day, required=True, help="first day, YYYY-MM-DD")
+    export.add_argument("--to", type=_day, required=True, help="last day (included), YYYY-MM-DD")
+    export.add_argument("--output", help="file to write (default: standard output)")
+    export.set_defaults(run=cmd_audit_export)
 
     train = commands.add_parser("train", help="train the Rasa model unless one for this data exists")
     train.set_defaults(run=cmd_train)

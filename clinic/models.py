@@ -6,6 +6,7 @@ import enum
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    DDL,
     JSON,
     Boolean,
     CheckConstraint,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import declarative_base, relationship
@@ -272,6 +274,41 @@ class ContactPatient(Base):
 
     contact = relationship(Contact, back_populates="links")
     patient = relationship(Patient)
+
+
+class PrivacyNotice(Base):
+    """A published version of the clinic's privacy notice, one row per language: the text each
+    consent was given to, kept for as long as the consents are."""
+
+    __tablename__ = "privacy_notices"
+    __table_args__ = (
+        UniqueConstraint("version", "language"),
+        CheckConstraint("language IN ('it', 'en')", name="language"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    version = Column(String(40), nullable=False)
+    language = Column(String(2), nullable=False)
+    text = Column(Text, nullable=False)
+    published_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class ConsentRecord(Base):
+    """The consent ledger: one row per decision, never updated (the latest row per purpose counts)."""
+
+    __tablename__ = "consent_records"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('appointments', 'results', 'followups')", name="purpose"),
+        Index("ix_consent_records_contact_purpose", "contact_id", "purpose", "id"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    contact_id = Column(ForeignKey("contacts.id"), nullable=False)
+    purpose = Column(String(20), nullable=False)
+    granted = Column(Boolean, nullable=False)
+    notice_version = Column(String(40), nullable=False)
+    at = Column(UTCDateTime, nullable=False, default=utcnow)
+    how = Column(String(60), nullable=False)  # whatsapp:button, whatsapp:text, keyword:stop, staff:3, ...
 
 
 class Appointment(Base):
@@ -552,3 +589,58 @@ class StaffEvent(Base):
     action = Column(String(30), nullable=False)
     ticket_id = Column(ForeignKey("handoff_tickets.id", ondelete="SET NULL"), index=True)
     at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+# --- audit trail (issue 7) ------------------------------------------------------------------------
+
+
+class AuditEntry(Base):
+    """One link of the hash-chained audit trail (see `clinic.audit`): ids and metadata, never text.
+
+    Append-only: triggers refuse UPDATE and DELETE (and, on PostgreSQL, TRUNCATE); `clinic audit
+    verify` still finds tampering by someone who drops them.
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_at", "at"), Index("ix_audit_entries_hash", "hash"))
+
+    seq = Column(Integer, primary_key=True, autoincrement=False)
+    at = Column(UTCDateTime, nullable=False)
+    kind = Column(String(40), nullable=False)  # appointment.booked, staff.login, message.inbound, ...
+    actor = Column(String(100), nullable=False)  # staff:3, contact:12, bot, system, cli
+    subject = Column(String(100))  # appointment:12, ticket:3, outbound:55
+    data = Column(JSON, nullable=False)
+    prev_hash = Column(String(64), nullable=False)
+    hash = Column(String(64), nullable=False)
+
+
+class AuditHead(Base):
+    """The chain's last seq and hash (one row): deleting the last entries cannot go unnoticed."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single"),)
+
+    id = Column(Integer, primary_key=True, autoincrement=False)
+    seq = Column(Integer, nullable=False)
+    hash = Column(String(64), nullable=False)
+
+
+# The same statements as migration 0004, so test databases made by `create_all` refuse edits too.
+AUDIT_APPEND_ONLY_POSTGRESQL = (
+    """CREATE OR REPLACE FUNCTION audit_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_entries is append-only: % refused', TG_OP;
+END $$""",
+    """CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_entries
+FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_append_only()""",
+)
+AUDIT_APPEND_ONLY_SQLITE = tuple(
+    f"""CREATE TRIGGER audit_entries_no_{op.lower()} BEFORE {op} ON audit_entries
+BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: {op} refused'); END"""
+    for op in ("UPDATE", "DELETE")
+)
+for _statement in AUDIT_APPEND_ONLY_POSTGRESQL:
+    event.listen(AuditEntry.__table__, "after_create", DDL(_statement.replace("%", "%%")).execute_if(
+        dialect="postgresql"))
+for _statement in AUDIT_APPEND_ONLY_SQLITE:
+    event.listen(AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
