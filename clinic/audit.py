@@ -143,6 +143,7 @@ def record(
         raise AuditError("an entry needs a kind and an actor")
     plain = _plain(data or {})
     at = (now or utcnow()).astimezone(timezone.utc)
+    session.flush()  # the change described takes its row locks before the trail's lock, never after
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     head = session.execute(

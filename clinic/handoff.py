@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clinic import scheduling
+from clinic import audit, scheduling
 from clinic.db import Database
 from clinic.models import (
     CannedResponse,
@@ -162,9 +162,18 @@ def _load(session: Session, ticket_id: int, *, lock: bool = False) -> HandoffTic
     return ticket
 
 
-def record(session: Session, staff_id: int, action: str, ticket_id: int | None, now: datetime | None = None) -> None:
-    """One `staff_events` row: who did what to which ticket (ids only)."""
-    session.add(StaffEvent(staff_id=staff_id, action=action, ticket_id=ticket_id, at=_now(now)))
+def record(
+    session: Session, staff_id: int, action: str, ticket_id: int | None, now: datetime | None = None, **data: Any
+) -> None:
+    """Who did what to which ticket (ids only): a `staff_events` row and the audit entry `staff.<action>`.
+
+    Call it last in the transaction (the audit trail's lock is taken here).
+    """
+    now = _now(now)
+    session.add(StaffEvent(staff_id=staff_id, action=action, ticket_id=ticket_id, at=now))
+    audit.record(session, f"staff.{action}", actor=f"staff:{staff_id}",
+                 subject=f"ticket:{ticket_id}" if ticket_id is not None else None,
+                 data={"ticket_id": ticket_id, **data}, now=now)
 
 
 def log_event(db: Database, staff_id: int, action: str, ticket_id: int | None, now: datetime | None = None) -> None:
@@ -183,11 +192,13 @@ def open_ticket(
     language: str | None = None,
     summary: dict | None = None,
     now: datetime | None = None,
+    actor: str = "bot",
 ) -> TicketView:
     """Open a ticket for the contact, or update its open one (latest reason and summary; urgent wins).
 
     `summary` is what the bot understood, e.g. `{"intent": "ask_medical_question", "slots": {...}}`.
-    An emergency is always urgent.
+    An emergency is always urgent. The audit trail gets `ticket.opened` or `ticket.updated` (codes
+    and ids, never the summary).
     """
     if reason not in REASONS:
         raise ValueError(f"unknown handoff reason {reason!r}")
@@ -215,6 +226,7 @@ def open_ticket(
                     session.add(ticket)
                     session.flush()
                     logger.info("ticket %s opened for contact %s (%s, %s)", ticket.id, contact_id, reason, priority)
+                    kind = "ticket.opened"
                 else:
                     if priority == "urgent" or ticket.priority != "urgent":
                         ticket.reason = reason
@@ -224,6 +236,10 @@ def open_ticket(
                     ticket.language = language or ticket.language
                     ticket.updated_at = now
                     logger.info("ticket %s updated for contact %s (%s)", ticket.id, contact_id, ticket.priority)
+                    kind = "ticket.updated"
+                audit.record(session, kind, actor=actor, subject=f"ticket:{ticket.id}", now=now,
+                             data={"ticket_id": ticket.id, "contact_id": contact_id, "reason": ticket.reason,
+                                   "priority": ticket.priority})
                 return _view(ticket)
         except IntegrityError:
             if attempt:  # another open won the race twice: give up loudly
@@ -293,7 +309,7 @@ def reassign(
             raise HandoffError(f"no active staff user {to_staff_id}")
         ticket.status, ticket.claimed_by_id, ticket.claimed_at, ticket.updated_at = (
             TicketStatus.claimed, to_staff_id, now, now)
-        record(session, by_staff_id, "reassign", ticket_id, now)
+        record(session, by_staff_id, "reassign", ticket_id, now, to_staff_id=to_staff_id)
         session.flush()
         return _view(ticket, holder=target.username)
 

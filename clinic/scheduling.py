@@ -1,7 +1,8 @@
 """Finding, booking, rescheduling and cancelling appointments: the clinic's booking rules.
 
 Each function runs one short transaction and returns plain frozen dataclasses, so callers (Rasa
-actions, the CLI, the inbox) never hold ORM objects across threads or sessions. A double booking
+actions, the CLI, the inbox) never hold ORM objects across threads or sessions. Every booking change
+lands in the audit trail in the same transaction: who, and the old and new status, slot and start. A double booking
 is refused by the database itself (see `Appointment`'s partial unique index); the checks here only
 turn that refusal into a clear exception.
 """
@@ -15,6 +16,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
+from clinic import audit
 from clinic.db import Database
 from clinic.models import (
     Appointment,
@@ -300,6 +302,20 @@ def _load_appointment(session: Session, appointment_id: int) -> Appointment:
     return appointment
 
 
+def _state(appointment: Appointment) -> dict:
+    """What the audit trail keeps of an appointment's state: ids, status and start, nothing personal."""
+    return {"appointment_id": appointment.id, "status": appointment.status, "slot_id": appointment.slot_id,
+            "start_at": appointment.start_at}
+
+
+def _audit(session: Session, kind: str, appointment: Appointment, old: dict | None, actor: str, now: datetime,
+           **extra) -> None:
+    """The booking change's audit entry, in its transaction (call it last: it takes the trail's lock)."""
+    audit.record(session, f"appointment.{kind}", actor=actor, subject=f"appointment:{appointment.id}",
+                 data={"patient_id": appointment.patient_id, "old": old, "new": _state(appointment), **extra},
+                 now=now)
+
+
 def _transition(appointment: Appointment, status: AppointmentStatus, actor: str, now: datetime) -> None:
     if status not in ALLOWED_TRANSITIONS.get(appointment.status, set()):
         raise AppointmentNotActive(f"appointment {appointment.id} is {appointment.status.value}")
@@ -326,6 +342,7 @@ def book(
             appointment = _new_appointment(slot, patient_id, _specialty_for(slot, specialty), reason, actor, now)
             session.add(appointment)
             session.flush()
+            _audit(session, "booked", appointment, None, actor, now)
             return _view(_load_appointment(session, appointment.id))
     except IntegrityError as error:
         raise _refusal(error, slot_id) from None
@@ -341,6 +358,7 @@ def reschedule(
     try:
         with db.transaction() as session:
             old = _load_appointment(session, appointment_id)
+            before = _state(old)
             _transition(old, AppointmentStatus.cancelled, actor, now)  # any refusal below rolls back
             old.cancellation_reason = "rescheduled"
             if old.start_at <= now:
@@ -353,6 +371,7 @@ def reschedule(
             new = _new_appointment(slot, old.patient_id, specialty, old.reason, actor, now, old.id)
             session.add(new)
             session.flush()
+            _audit(session, "rescheduled", new, before, actor, now)
             return _view(_load_appointment(session, new.id))
     except IntegrityError as error:
         raise _refusal(error, new_slot_id) from None
@@ -382,8 +401,11 @@ def cancel(
             raise AppointmentNotActive(f"appointment {appointment_id} is in the past")
         if not allow_late and is_late_cancellation(appointment.start_at, now):
             raise TooLateToCancel(f"appointment {appointment_id} starts within the late-cancellation window")
+        before = _state(appointment)
         _transition(appointment, AppointmentStatus.cancelled, actor, now)
         appointment.cancellation_reason = reason
+        _audit(session, "cancelled", appointment, before, actor, now,
+               late=is_late_cancellation(appointment.start_at, now))
         return _view(appointment)
 
 
@@ -395,7 +417,9 @@ def confirm(db: Database, *, appointment_id: int, actor: str, now: datetime | No
         if appointment.status is not AppointmentStatus.confirmed:
             if appointment.start_at <= now:
                 raise AppointmentNotActive(f"appointment {appointment_id} is in the past")
+            before = _state(appointment)
             _transition(appointment, AppointmentStatus.confirmed, actor, now)
+            _audit(session, "confirmed", appointment, before, actor, now)
         return _view(appointment)
 
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
+from clinic import audit
 from clinic.db import Database
 from clinic.models import StaffRole, StaffSession, StaffUser, utcnow
 from clinic.settings import settings
@@ -167,31 +169,44 @@ def authenticate(db: Database, username: str, password: str, now: datetime | Non
     now = now or utcnow()
     s = settings()
     window = timedelta(minutes=s.staff_lockout_minutes)
+    refusal: StaffError
     with db.transaction() as session:
         user = session.execute(select(StaffUser).where(StaffUser.username == username)).scalar_one_or_none()
         if user is None:
             check_password(password, _dummy_hash())
-            raise LoginFailed("wrong username or password")
-        if user.locked_until is not None and now < user.locked_until:
-            raise LockedOut(user.locked_until)
-        if check_password(password, user.password_hash) and user.active:
-            user.failed_logins, user.first_failed_at, user.locked_until = 0, None, None
-            user.last_login_at = now
-            return _view(user)
-        if user.first_failed_at is None or now - user.first_failed_at > window:
-            user.failed_logins, user.first_failed_at = 0, now
-        user.failed_logins += 1
-        if user.failed_logins >= s.staff_lockout_attempts:
-            user.locked_until = now + window
-            user.failed_logins, user.first_failed_at = 0, None
-            logger.warning("staff %s locked out after repeated failed sign-ins", user.id)
-            locked = user.locked_until
+            audit.record(session, "staff.login_failed", actor="anonymous", data={"cause": "unknown_user"}, now=now)
+            refusal = LoginFailed("wrong username or password")
+        elif user.locked_until is not None and now < user.locked_until:
+            audit.record(session, "staff.login_refused", actor=f"staff:{user.id}",
+                         data={"cause": "locked", "until": user.locked_until}, now=now)
+            refusal = LockedOut(user.locked_until)
         else:
-            locked = None
-    # Raised after the commit, so the failure count is kept.
-    if locked is not None:
-        raise LockedOut(locked)
-    raise LoginFailed("wrong username or password")
+            right = check_password(password, user.password_hash)
+            if right and user.active:
+                user.failed_logins, user.first_failed_at, user.locked_until = 0, None, None
+                user.last_login_at = now
+                audit.record(session, "staff.login", actor=f"staff:{user.id}", now=now)
+                return _view(user)
+            refusal = _count_failure(session, user, "inactive" if right else "password", window, now)
+    # Raised after the commit, so the failure count and the audit entry are kept.
+    raise refusal
+
+
+def _count_failure(session: Session, user: StaffUser, cause: str, window: timedelta, now: datetime) -> StaffError:
+    """A failed sign-in of a known user: counted, and at the limit the account is locked."""
+    if user.first_failed_at is None or now - user.first_failed_at > window:
+        user.failed_logins, user.first_failed_at = 0, now
+    user.failed_logins += 1
+    audit.record(session, "staff.login_failed", actor=f"staff:{user.id}",
+                 data={"cause": cause, "failures": user.failed_logins}, now=now)
+    if user.failed_logins < settings().staff_lockout_attempts:
+        return LoginFailed("wrong username or password")
+    user.locked_until = now + window
+    user.failed_logins, user.first_failed_at = 0, None
+    logger.warning("staff %s locked out after repeated failed sign-ins", user.id)
+    audit.record(session, "staff.locked_out", actor="system", subject=f"staff:{user.id}",
+                 data={"staff_id": user.id, "until": user.locked_until}, now=now)
+    return LockedOut(user.locked_until)
 
 
 def _token_hash(token: str) -> str:
@@ -230,10 +245,14 @@ def session_for(db: Database, token: str | None, now: datetime | None = None) ->
         return SessionView(_view(user), found.csrf_token)
 
 
-def end_session(db: Database, token: str | None) -> None:
+def end_session(db: Database, token: str | None, now: datetime | None = None) -> None:
+    """Sign out: the session is deleted and the audit trail gets `staff.logout`."""
     if token:
         with db.transaction() as session:
-            session.execute(delete(StaffSession).where(StaffSession.token_hash == _token_hash(token)))
+            found = session.get(StaffSession, _token_hash(token))
+            if found is not None:
+                session.delete(found)
+                audit.record(session, "staff.logout", actor=f"staff:{found.staff_id}", now=now)
 
 
 def ensure_demo_nurse(db: Database) -> StaffView:

@@ -50,6 +50,7 @@ import aiohttp
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased
 
+from clinic import audit
 from clinic.db import Database
 from clinic.models import Contact, OutboundMessage, OutboundStatus, utcnow
 from clinic.whatsapp.errors import PAIR_RATE_LIMIT, RE_ENGAGEMENT, Action, GraphError, classify
@@ -65,6 +66,9 @@ _OUTBOX_OPAQUE = re.compile(r"^outbox:(\d+)$")
 _MIN_WAIT = 0.02  # seconds: the shortest sleep of the delivery loop
 
 _ACTIVE = (OutboundStatus.queued, OutboundStatus.sending)
+# Status changes the audit trail records; queued/held come with `message.outbound.queued`, and
+# sending, pacing, retries and the window's hold and release are delivery mechanics.
+_AUDITED = (OutboundStatus.sent, OutboundStatus.delivered, OutboundStatus.read, OutboundStatus.failed)
 _RANK = {
     OutboundStatus.held: 0,
     OutboundStatus.queued: 0,
@@ -73,6 +77,20 @@ _RANK = {
     OutboundStatus.delivered: 2,
     OutboundStatus.read: 3,
 }
+
+
+def _audit_queued(session: Session, row: OutboundMessage) -> None:
+    audit.record(session, "message.outbound.queued", actor=row.source, subject=f"outbound:{row.id}",
+                 data={"outbound_id": row.id, "contact_id": row.contact_id, "kind": row.kind, "status": row.status})
+
+
+def _audit_status(session: Session, row: OutboundMessage, old: OutboundStatus, actor: str) -> None:
+    """`message.outbound.status` when the row moved to sent, delivered, read or failed."""
+    if row.status is old or row.status not in _AUDITED:
+        return
+    audit.record(session, "message.outbound.status", actor=actor, subject=f"outbound:{row.id}",
+                 data={"outbound_id": row.id, "contact_id": row.contact_id, "wamid": row.wamid, "old": old,
+                       "new": row.status, "error_code": row.error_code})
 
 
 def default_window_parameters(contact: Contact) -> list[str]:
@@ -212,6 +230,7 @@ class WhatsAppClient:
                 raise ValueError("each body must be a Graph API message body with a `type`")
         now = self.clock()
         ids: list[int] = []
+        rows: list[OutboundMessage] = []
         with self.db.transaction() as session:
             contact = self._lock_contact(session, contact_id)
             hold = not self._window_open(contact, now) or self._has_held(session, contact_id)
@@ -235,6 +254,9 @@ class WhatsAppClient:
                 if opaque is None:
                     row.biz_opaque_callback_data = f"outbox:{row.id}"
                 ids.append(row.id)
+                rows.append(row)
+            for row in rows:
+                _audit_queued(session, row)
             if held_any:
                 self._ensure_window_template(session, contact, now)
         logger.info("outbox %s enqueued for contact %s (%s)", ids, contact_id, "held" if held_any else "queued")
@@ -257,16 +279,19 @@ class WhatsAppClient:
                 .execution_options(synchronize_session=False)
             ).rowcount
             # A window template still waiting to go out would now only confuse: the patient is here.
-            dropped = session.execute(
-                update(OutboundMessage)
-                .where(
-                    OutboundMessage.contact_id == contact_id,
-                    OutboundMessage.source == WINDOW_SOURCE,
-                    OutboundMessage.status == OutboundStatus.queued,
-                )
-                .values(status=OutboundStatus.failed, failed_at=now, error_title="window reopened before it was sent")
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            waiting = select(OutboundMessage).where(
+                OutboundMessage.contact_id == contact_id,
+                OutboundMessage.source == WINDOW_SOURCE,
+                OutboundMessage.status == OutboundStatus.queued,
+            )
+            if self._postgres:
+                waiting = waiting.with_for_update()
+            templates = session.execute(waiting).scalars().all()
+            for row in templates:
+                row.status, row.failed_at, row.error_title = (
+                    OutboundStatus.failed, now, "window reopened before it was sent")
+                _audit_status(session, row, OutboundStatus.queued, "system")
+            dropped = len(templates)
         if released or dropped:
             logger.info("contact %s wrote: %d held released, %d window templates dropped", contact_id, released,
                         dropped)
@@ -324,6 +349,7 @@ class WhatsAppClient:
         session.add(row)
         session.flush()
         row.biz_opaque_callback_data = f"outbox:{row.id}"
+        _audit_queued(session, row)
         logger.info("outbox %s: window template queued for contact %s", row.id, contact.id)
         return row.id
 
@@ -365,9 +391,11 @@ class WhatsAppClient:
             if row is None:
                 logger.info("status %s for unknown wamid %s ignored", status.status, status.wamid)
                 return
+            old = row.status
             when = status.timestamp
             if status.status == "failed":
                 self._apply_failed(session, row, status, now)
+                _audit_status(session, row, old, "whatsapp")
                 return
             new = {"sent": OutboundStatus.sent, "delivered": OutboundStatus.delivered, "read": OutboundStatus.read}.get(
                 status.status
@@ -385,6 +413,7 @@ class WhatsAppClient:
                 row.read_at = when
             if row.status is not OutboundStatus.failed and _RANK[new] > _RANK.get(row.status, 0):
                 row.status = new
+            _audit_status(session, row, old, "whatsapp")
 
     def _row_for_status(self, session: Session, status: StatusUpdate) -> OutboundMessage | None:
         row = session.execute(
@@ -524,6 +553,7 @@ class WhatsAppClient:
         now = self.clock()
         jobs: list[_Job] = []
         need_template: set[int] = set()
+        expired: list[OutboundMessage] = []
         query = (
             select(OutboundMessage)
             .where(OutboundMessage.status.in_(_ACTIVE), OutboundMessage.next_attempt_at <= now, ~_blocked())
@@ -548,6 +578,7 @@ class WhatsAppClient:
                     row.failed_at = now
                     row.error_title = "lease expired on the last attempt"
                     logger.error("outbox %s failed: lease expired after %d attempts", row.id, row.attempts)
+                    expired.append(row)
                     continue
                 wait = pair_delay(self._recent_sends(session, row.contact_id, now), now, self.pair_burst,
                                   self.pair_interval)
@@ -571,6 +602,8 @@ class WhatsAppClient:
                         attempts=row.attempts,
                     )
                 )
+            for row in expired:
+                _audit_status(session, row, OutboundStatus.sending, "system")
         for contact_id in need_template:
             with self.db.transaction() as session:
                 contact = self._lock_contact(session, contact_id)
@@ -660,6 +693,7 @@ class WhatsAppClient:
             row = session.get(OutboundMessage, job.id)
             if row is None:
                 return
+            old = row.status
             if row.wamid is None:
                 row.wamid = wamid
             row.sent_at = now
@@ -667,6 +701,7 @@ class WhatsAppClient:
             row.error_title = None
             if row.status in _ACTIVE:
                 row.status = OutboundStatus.sent
+            _audit_status(session, row, old, "whatsapp")
         logger.info("outbox %s accepted: wamid %s (attempt %d)", job.id, wamid, job.attempts)
 
     def _failed(self, job: _Job, error: GraphError) -> None:
@@ -690,6 +725,7 @@ class WhatsAppClient:
             else:
                 row.status = OutboundStatus.failed
                 row.failed_at = now
+                _audit_status(session, row, OutboundStatus.sending, "whatsapp")
         code = error.code if error.code is not None else f"HTTP {error.http_status}"
         if retry:
             level = logging.ERROR if verdict.action is Action.alert else logging.INFO

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from clinic import audit
 from clinic.db import Database
 from clinic.models import Contact, ContactPatient, InboundStatus, OutboundMessage, utcnow
 from clinic.models import InboundMessage as InboundRow
@@ -72,6 +73,7 @@ def save(
             try:
                 with db.transaction() as session:
                     stored = [s for s in (_save_message(session, m) for m in batch.messages) if s]
+                    _audit(session, batch, stored)
                 break
             except (IntegrityError, OperationalError) as error:  # two first messages of one new contact
                 if attempt == SAVE_ATTEMPTS:
@@ -82,6 +84,17 @@ def save(
         for status in batch.statuses:
             apply_status(status)
     return stored
+
+
+def _audit(session: Session, batch: WebhookBatch, stored: list[Stored]) -> None:
+    """`message.inbound` for each new message: ids and Meta's type, never the text (after the inserts:
+    the audit trail's lock is taken last).
+    """
+    types = {m.wamid: m.type for m in batch.messages}
+    for s in stored:
+        audit.record(session, "message.inbound", actor=f"contact:{s.contact_id}", subject=f"inbound:{s.id}",
+                     data={"inbound_id": s.id, "wamid": s.wamid, "contact_id": s.contact_id,
+                           "type": types.get(s.wamid, "")[:30]})
 
 
 def _save_message(session: Session, message: InboundMessage) -> Stored | None:
