@@ -1,4 +1,4 @@
-"""Who is writing and in which language: run after every message (a custom slot mapping)."""
+"""Who is writing, in which language, and whether they consented: run after every message (a custom slot mapping)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import core, db, guarded
-from clinic import patients
+from clinic import consent, patients
 from clinic.language import detect_language, requested_language
 from clinic.settings import settings
 
@@ -47,10 +47,13 @@ class ActionIdentifySender(Action):
         )
         if chosen != profile.language:
             await core(patients.remember_language, db(), tracker.sender_id, chosen)
+        contact_id = await core(patients.contact_id, db(), tracker.sender_id)
+        consents = await core(consent.state, db(), contact_id)
         return [
             SlotSet("language", chosen),
             SlotSet("first_name", profile.first_name),
             SlotSet("known_contact", bool(profile.patients)),
+            SlotSet("consented", consents.allows("appointments")),
         ]
 
 

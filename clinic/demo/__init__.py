@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy import func, select
 
+from clinic import consent
 from clinic.db import Database
 from clinic.models import (
     Closure,
@@ -23,6 +24,7 @@ from clinic.models import (
     WorkingHours,
 )
 from clinic.patients import contact_for
+from clinic.patients import contact_id as contact_id_for
 from clinic.settings import settings
 from clinic.slots import sync_slots
 
@@ -65,6 +67,16 @@ def _working_hours(practitioner: Practitioner, spec: list, locations: dict[str, 
     )
 
 
+def _demo_consents(db: Database, wa_ids: list[str]) -> None:
+    """The demo patients have consented to everything (once), so the demo starts where a real patient
+    would be after the consent step; a new number still sees the notice first.
+    """
+    for wa_id in dict.fromkeys(wa_ids):
+        contact_id = contact_id_for(db, wa_id)
+        if not consent.state(db, contact_id).asked:
+            consent.decide(db, contact_id, consent.PURPOSES, how="demo:seed")
+
+
 def seed(db: Database, today: date | None = None, source: Path = DEMO_FILE) -> SeedResult:
     """Load the demo clinic and generate its slots from today over the configured horizon."""
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
@@ -97,7 +109,7 @@ def seed(db: Database, today: date | None = None, source: Path = DEMO_FILE) -> S
         for spec in data["closures"]:
             _upsert(session, Closure, {**spec, "location_id": None, "practitioner_id": None}, {})
         for spec in data["patients"]:
-            contacts = spec.pop("contacts")
+            contacts = spec["contacts"]
             patient = _upsert(
                 session,
                 Patient,
@@ -114,6 +126,7 @@ def seed(db: Database, today: date | None = None, source: Path = DEMO_FILE) -> S
                     {"contact_id": contact.id, "patient_id": patient.id},
                     {"relation": Relationship(link["relation"])},
                 )
+    _demo_consents(db, [link["wa_id"] for spec in data["patients"] for link in spec.get("contacts", [])])
     sync_slots(db, today, today + timedelta(days=settings().slot_horizon_days - 1), zone)
     with db.transaction() as session:
         counts = [session.scalar(select(func.count()).select_from(m)) for m in (Location, Practitioner, Patient, Slot)]

@@ -26,7 +26,7 @@ from sanic.exceptions import SanicException
 from sanic.request import File, Request
 from sqlalchemy import select
 
-from clinic import handoff, staff
+from clinic import consent, handoff, staff
 from clinic.db import Database, database
 from clinic.inbox.alerts import Alerts
 from clinic.inbox.handback import CLOSING, resume_bot
@@ -118,7 +118,8 @@ def attachment_problem(upload: File) -> str | None:
 
 def reply_bodies(contact_id: int, text: str, upload: File | None) -> list[dict]:
     """The outbox bodies of one nurse reply: text, a file (kept under the media dir, uploaded when sent), or
-    both (the text as the file's caption when WhatsApp allows one that long, else a text message first)."""
+    both (the text as the file's caption when WhatsApp allows one that long, else a text message first).
+    """
     if upload is None:
         return [{"type": "text", "text": {"body": text}}]
     mime = _upload_mime(upload)
@@ -369,9 +370,10 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         canned = await run(handoff.canned_responses, db_())
         colleagues = [u.username for u in await run(staff.list_users, db_())
                       if u.active and u.id != request.ctx.staff.id]
+        consents = await run(consent.state, db_(), ticket.contact_id)
         await run(handoff.log_event, db_(), request.ctx.staff.id, "view", ticket_id)
         return page("ticket.html", request, ticket=ticket, summary=summary, conversation=conversation,
-                    notes=notes, canned=canned, colleagues=colleagues,
+                    notes=notes, canned=canned, colleagues=colleagues, consents=consents,
                     mine=ticket.claimed_by_id == request.ctx.staff.id)
 
     @app.get("/api/tickets/<ticket_id:int>")

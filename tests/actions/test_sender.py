@@ -11,7 +11,7 @@ async def identify(t):
 
 async def test_a_known_number_is_recognised_and_greeted_by_first_name(clinic_db):
     slots = await identify(tracker(GIOVANNI, slots={"language": None}, text="buongiorno", intent="greet"))
-    assert slots == {"language": "it", "first_name": "Giovanni", "known_contact": True}
+    assert slots == {"language": "it", "first_name": "Giovanni", "known_contact": True, "consented": True}
     dispatcher = CollectingDispatcher()
     await ActionGreet().run(dispatcher, tracker(GIOVANNI, slots=slots), {})
     assert dispatcher.messages[0]["response"] == "utter_greet_known"
@@ -20,7 +20,7 @@ async def test_a_known_number_is_recognised_and_greeted_by_first_name(clinic_db)
 
 async def test_the_first_message_sets_the_language_even_from_an_italian_number(clinic_db):
     slots = await identify(tracker(STRANGER, slots={"language": None}, text="hello, can I book a visit?"))
-    assert slots == {"language": "en", "first_name": None, "known_contact": False}
+    assert slots == {"language": "en", "first_name": None, "known_contact": False, "consented": False}
     assert patients.contact_profile(clinic_db, STRANGER).language == "en"  # remembered
 
 

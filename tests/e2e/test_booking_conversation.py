@@ -3,7 +3,7 @@
 import re
 from datetime import timedelta
 
-from clinic import scheduling
+from clinic import consent, patients, scheduling
 from clinic.db import Database
 from clinic.models import AppointmentStatus
 
@@ -47,9 +47,14 @@ def test_saying_no_at_the_summary_books_nothing(stack):
     assert scheduling.upcoming_appointments(db, [4]) == before
 
 
-def test_a_new_number_registers_and_then_books(stack):
+def test_a_new_number_consents_registers_and_then_books(stack):
     new = "393331234567"
     replies = stack.say(new, "buongiorno, vorrei prenotare degli esami del sangue")
+    assert "Informativa privacy" in texts(replies) and "nome e cognome" not in texts(replies)  # consent first
+    assert [b["title"] for b in buttons(replies)] == [
+        "Accetto tutto", "Appuntamenti e referti", "Solo appuntamenti", "Non accetto"]
+    assert "ho registrato le tue scelte" in texts(stack.say(new, buttons(replies)[2]["payload"]))
+    replies = stack.say(new, "vorrei prenotare degli esami del sangue")
     assert "nome e cognome" in texts(replies)
     replies = stack.say(new, "Anna Maria De Luca")
     assert "data di nascita" in texts(replies)
@@ -90,3 +95,18 @@ def test_a_carer_cancels_her_mothers_visit_after_confirming(stack):
 def test_opening_hours_come_from_the_clinic_database(stack):
     replies = stack.say("447700900001", "what are your opening hours?")
     assert "Mon–Fri 08:00–19:00" in texts(replies)
+
+
+def test_stop_in_the_middle_of_a_booking_withdraws_consent_and_the_next_request_asks_again(stack):
+    db = Database(stack.database_url)
+    sender = "393330000001"  # Giovanni, who consented (demo seed)
+    replies = stack.say(sender, "vorrei prenotare una visita")
+    assert "Informativa" not in texts(replies)
+    replies = stack.say(sender, "STOP")
+    assert "non ti invieremo più messaggi" in texts(replies)
+    contact_id = patients.contact_id(db, sender)
+    assert not any(consent.allows(db, contact_id, p) for p in consent.PURPOSES)
+    replies = stack.say(sender, "vorrei prenotare una visita")
+    assert "Informativa privacy" in texts(replies)
+    stack.say(sender, buttons(replies)[0]["payload"])  # accepts everything again
+    assert consent.state(db, contact_id).granted == set(consent.PURPOSES)

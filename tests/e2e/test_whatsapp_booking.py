@@ -9,10 +9,11 @@ import time
 import requests
 from sqlalchemy import select
 
-from clinic import scheduling
+from clinic import consent, scheduling
 from clinic.db import Database
 from clinic.models import AppointmentStatus, Contact, InboundStatus, Patient
 from clinic.models import InboundMessage as InboundRow
+from clinic.patients import contact_for
 from clinic.whatsapp.webhook import sign
 
 REPLY_SECONDS = 60
@@ -94,10 +95,24 @@ def contact(db: Database, **key) -> Contact:
         return session.scalars(select(Contact).filter_by(**key)).one()
 
 
-def test_a_new_patient_books_a_visit_on_whatsapp_by_tapping_the_offered_options(whatsapp, stack):
+def consents(db: Database, chat: Chat) -> None:
+    """The patient has been through the consent step before (for tests about something else)."""
+    with db.transaction() as session:
+        contact_id = contact_for(session, wa_id=chat.phone, user_id=chat.user_id).id
+    consent.decide(db, contact_id, consent.PURPOSES, how="test")
+
+
+def test_a_new_patient_consents_then_books_a_visit_on_whatsapp_by_tapping_the_offered_options(whatsapp, stack):
     db = Database(stack.database_url)
     chat = Chat(whatsapp, phone="393471112233", name="Lucia")
     chat.says("buongiorno, vorrei prenotare una visita dal cardiologo lunedì mattina")
+    asked = chat.wait_for("Prima di continuare")
+    assert any("Informativa privacy" in dump({"request": r}) for r in asked)
+    [everything] = [o for o in options(asked) if o["title"] == "Accetto tutto"]
+    assert everything["kind"] == "list"  # four choices: a list message
+    chat.taps(everything)
+    chat.wait_for("ho registrato le tue scelte")
+    chat.says("vorrei prenotare una visita dal cardiologo lunedì mattina")
     chat.wait_for("nome e cognome")
     chat.says("Lucia Maria Ferraro")
     chat.wait_for("data di nascita")
@@ -144,6 +159,7 @@ def test_a_redelivered_message_gets_one_answer(whatsapp, stack):
 
 def test_attachments_and_unreadable_messages_get_a_polite_answer_in_the_patients_language(whatsapp, stack):
     italian = Chat(whatsapp, phone="393471112299", name="Paola")
+    consents(Database(stack.database_url), italian)
     italian.send(type="image", content_base64="/9j/4AAQSkZJRgABAQ==", mime_type="image/jpeg", caption="ricetta")
     italian.wait_for("ho ricevuto")
     italian.send(type="unsupported", unsupported_type="poll_creation")

@@ -1,5 +1,5 @@
-"""A person books a visit on the sandbox's phone page (Debian's Chromium through Playwright), with the
-real Rasa server, action server and WhatsApp channel behind it."""
+"""A person consents and books a visit on the sandbox's phone page (Debian's Chromium through
+Playwright), with the real Rasa server, action server and WhatsApp channel behind it."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def test_a_new_patient_books_on_the_phone_page(whatsapp, stack, browser):
     page.get_by_role("button", name="Open chat").click()
 
     write(page, "ciao, vorrei una visita dal cardiologo lunedì mattina")
+    page.get_by_text("Informativa privacy").wait_for()  # a new number sees the notice first
+    page.get_by_role("button", name="Menu").last.click()  # four consent choices come as a list
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("radio", name="Accetto tutto").check()
+    dialog.get_by_role("button", name="Send").click()
+    page.get_by_text("ho registrato le tue scelte").wait_for()
+    write(page, "vorrei una visita dal cardiologo lunedì mattina")
     page.get_by_text("nome e cognome").wait_for()
     write(page, "Marta Conti")
     page.get_by_text("data di nascita").wait_for()

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from clinic import handoff
+from clinic import consent, handoff
 from clinic.models import OutboundMessage, OutboundStatus, StaffEvent, StaffRole, TicketStatus
 from tests.inbox.conftest import PASSWORD, add_contact, add_nurse
 from tests.whatsapp_sandbox import wait_until
@@ -360,3 +360,17 @@ def test_resolve_outside_the_window_only_resumes_the_bot(db, start_inbox, fake_r
     assert path == f"/conversations/{PATIENT}/tracker/events" and [e["event"] for e in events] == ["resume"]
     with db.reading() as s:
         assert s.scalars(select(OutboundMessage)).all() == []  # no closing line, no template
+
+
+def test_the_conversation_says_what_the_patient_consented_to(db, start_inbox):
+    add_nurse(db, "rossi")
+    asked, stopped, fresh = (add_contact(db, wa_id) for wa_id in ("393335550131", "393335550132", "393335550133"))
+    consent.decide(db, asked, ["appointments", "results"], how="test")
+    consent.decide(db, stopped, consent.PURPOSES, how="test")
+    consent.opt_out(db, stopped, how="test:stop")
+    tickets = [handoff.open_ticket(db, c, "request_human") for c in (asked, stopped, fresh)]
+    client = start_inbox().client("rossi")
+    pages = [client.get(f"/tickets/{t.id}").text for t in tickets]
+    assert "appointments, results (notice v1)" in pages[0]
+    assert "declined or wrote STOP" in pages[1]
+    assert "not asked yet" in pages[2]
