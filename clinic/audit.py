@@ -29,9 +29,9 @@ Kinds (the actor in brackets):
   purpose, channel); `identity.passed`, `identity.failed` (contact id, patient id, method, never the
   answers); `result.delivered` (result, patient and contact ids, outbound id).
 
-Actors: `staff:ID`, `contact:ID`, `bot`, `system`, `cli`, an outbox source. A contact named by its
-WhatsApp sender id (phone number or user id, as the Rasa actions name it) is recorded by its contact
-id: phone numbers never reach the trail.
+Actors: `staff:ID`, `contact:ID`, `bot`, `system`, `cli`, `whatsapp` (Meta's answers and status
+callbacks), an outbox source. A contact named by its WhatsApp sender id (phone number or user id, as
+the Rasa actions name it) is recorded by its contact id: phone numbers never reach the trail.
 
 Command line: `clinic audit verify` walks the chain and names the first problem (an entry altered,
 missing, inserted or reordered; the head out of step) or prints `ok, N entries` and the head hash,
