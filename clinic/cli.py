@@ -7,13 +7,14 @@ import shlex
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from tabulate import tabulate
 
-from clinic import audit, migrate, model_cache, scheduling, staff
+from clinic import audit, consent, migrate, model_cache, scheduling, staff
 from clinic.db import database
 from clinic.demo import seed
 from clinic.models import Practitioner, Specialty
@@ -194,6 +195,17 @@ def cmd_audit_export(args: argparse.Namespace) -> None:
         out.writelines(lines)
 
 
+def cmd_privacy_publish(args: argparse.Namespace) -> None:
+    texts = {"it": Path(args.it).read_text(encoding="utf-8"), "en": Path(args.en).read_text(encoding="utf-8")}
+    consent.publish(database(), args.version, texts)
+    print(f"privacy notice {args.version} published: every contact is asked for consent again")
+
+
+def cmd_privacy_show(args: argparse.Namespace) -> None:
+    notice = consent.current_notice(database(), args.language)
+    print(f"version {notice.version} ({notice.language})\n\n{notice.text}")
+
+
 def parser() -> argparse.ArgumentParser:
     root = OneLineParser(prog="clinic", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
@@ -257,6 +269,19 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--output", help="file to write (default: standard output)")
     export.set_defaults(run=cmd_audit_export)
 
+    privacy = commands.add_parser("privacy", help="the privacy notice patients consent to")
+    privacy_commands = privacy.add_subparsers(
+        dest="privacy_command", required=True, metavar="ACTION", parser_class=OneLineParser
+    )
+    publish = privacy_commands.add_parser("publish", help="publish a new notice version (everyone is asked again)")
+    publish.add_argument("--version", required=True, help="a new version name, e.g. 2026-12")
+    publish.add_argument("--it", required=True, help="file with the Italian text")
+    publish.add_argument("--en", required=True, help="file with the English text")
+    publish.set_defaults(run=cmd_privacy_publish)
+    show = privacy_commands.add_parser("show", help="the current notice")
+    show.add_argument("--language", choices=consent.LANGUAGES, default="it")
+    show.set_defaults(run=cmd_privacy_show)
+
     train = commands.add_parser("train", help="train the Rasa model unless one for this data exists")
     train.set_defaults(run=cmd_train)
     commands.add_parser("env", help="every setting as a shell export (for `eval`)").set_defaults(run=cmd_env)
@@ -267,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (CliError, scheduling.SchedulingError, model_cache.TrainingFailed, staff.StaffError) as error:
+    except (CliError, scheduling.SchedulingError, model_cache.TrainingFailed, staff.StaffError,
+            consent.ConsentError, OSError) as error:
         print(f"clinic: error: {error}", file=sys.stderr)
         return 1
     except SQLAlchemyError as error:

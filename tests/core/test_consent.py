@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -104,3 +108,22 @@ def test_opt_out_words_in_both_languages(text, expected):
 ])
 def test_opt_in_words_in_both_languages(text, expected):
     assert consent.is_opt_in(text) is expected
+
+
+def test_clinic_it_publishes_a_notice_from_the_command_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    env = {**os.environ, "DATABASE_URL": url}
+    clinic = str(Path(sys.executable).with_name("clinic"))
+    subprocess.run([clinic, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    (tmp_path / "it.md").write_text("Informativa 2027", encoding="utf-8")
+    (tmp_path / "en.md").write_text("Notice 2027", encoding="utf-8")
+    shown = subprocess.run([clinic, "privacy", "show", "--language", "en"], env=env, capture_output=True, text=True)
+    assert shown.stdout.startswith("version 1 (en)")
+    published = subprocess.run([clinic, "privacy", "publish", "--version", "2027-01", "--it", str(tmp_path / "it.md"),
+                                "--en", str(tmp_path / "en.md")], env=env, capture_output=True, text=True)
+    assert published.returncode == 0 and "asked for consent again" in published.stdout
+    shown = subprocess.run([clinic, "privacy", "show"], env=env, capture_output=True, text=True)
+    assert shown.stdout == "version 2027-01 (it)\n\nInformativa 2027\n"
+    again = subprocess.run([clinic, "privacy", "publish", "--version", "2027-01", "--it", str(tmp_path / "it.md"),
+                            "--en", str(tmp_path / "missing.md")], env=env, capture_output=True, text=True)
+    assert again.returncode == 1 and again.stderr.startswith("clinic: error:")
