@@ -3,7 +3,8 @@
 Security: sessions are random tokens in HttpOnly SameSite=Strict cookies (Secure unless
 INBOX_COOKIE_SECURE=false), every POST carries the session's CSRF token (the login form a
 double-submit one), strict security headers on every answer, `no-store` so patient data stays off
-disk caches. Every view, claim, reply, note, release and resolution lands in `staff_events`.
+disk caches. Every view, claim, reply, note, release and resolution lands in `staff_events` and the
+audit trail (`clinic.audit`).
 Logs carry ids only.
 """
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from clinic import consent, handoff
-from clinic.models import OutboundMessage, OutboundStatus, StaffEvent, StaffRole, TicketStatus
+from clinic.models import AuditEntry, OutboundMessage, OutboundStatus, StaffEvent, StaffRole, TicketStatus
 from tests.inbox.conftest import PASSWORD, add_contact, add_nurse
 from tests.whatsapp_sandbox import wait_until
 
@@ -146,6 +146,12 @@ def test_reply_reaches_the_patient_through_the_sandbox_and_everything_is_recorde
     with db.reading() as s:
         actions = s.scalars(select(StaffEvent.action).where(StaffEvent.staff_id == nurse).order_by(StaffEvent.id))
         assert list(actions) == ["claim", "view", "reply", "note", "view"]
+        trail = s.execute(select(AuditEntry.kind, AuditEntry.subject).where(AuditEntry.actor == f"staff:{nurse}")
+                          .order_by(AuditEntry.seq)).all()
+        ticket_ref = f"ticket:{ticket.id}"
+        assert [tuple(t) for t in trail] == [("staff.login", None), ("staff.claim", ticket_ref),
+                                             ("staff.view", ticket_ref), ("staff.reply", ticket_ref),
+                                             ("staff.note", ticket_ref), ("staff.view", ticket_ref)]
         assert handoff.get(db, ticket.id).first_reply_at is not None
     log = inbox.log.read_text()
     assert "outbox" in log and not any(phi in log for phi in (PATIENT, "infermiera", "allergic", "Maria", "Giulia"))
