@@ -115,6 +115,33 @@ def whatsapp(stack, sandbox):
 
 
 @pytest.fixture(scope="session")
+def ingest(stack, sandbox, tmp_path_factory) -> Iterator[str]:
+    """The webhook ingest (`python -m clinic.whatsapp.ingest`, as `make run` starts it) on the stack's
+    database, nudging the stack's Rasa: its webhook URL."""
+    folder = tmp_path_factory.mktemp("ingest")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": stack.database_url, **sandbox.env, "RASA_URL": stack.rasa_url,
+           "WHATSAPP_INGEST_PORT": str(port), "MEDIA_DIR": str(stack.media_dir)}
+    process = start([sys.executable, "-m", "clinic.whatsapp.ingest"], env, folder / "ingest.log")
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/webhooks/whatsapp/", process, folder / "ingest.log")
+        yield f"http://127.0.0.1:{port}/webhooks/whatsapp/webhook"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def whatsapp_via_ingest(ingest, sandbox):
+    """The sandbox, delivering this test's webhooks to the ingest in front of the stack (as `make run`)."""
+    sandbox.set_webhook_url(ingest)
+    return sandbox
+
+
+@pytest.fixture(scope="session")
 def inbox(stack, sandbox, tmp_path_factory) -> Iterator[str]:
     """The nurse inbox on the stack's database, sending through the sandbox, handing back to Rasa."""
     folder = tmp_path_factory.mktemp("inbox")
