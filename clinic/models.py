@@ -356,6 +356,37 @@ class Appointment(Base):
     rescheduled_from = relationship("Appointment", remote_side=[id])
 
 
+class ReminderStatus(str, enum.Enum):
+    sent = "sent"  # its template is in the outbox (`outbound_id`)
+    skipped = "skipped"  # `reason`: no_consent, no_contact, late, superseded
+
+
+class AppointmentReminder(Base):
+    """What became of one reminder of one appointment (`offset_hours` before it): sent or skipped.
+
+    The schedule itself is computed from the appointments (see `clinic.outreach.reminders`); a row is
+    written in the same transaction as the outbox row and the audit entry, and the unique key is
+    what makes each (appointment, offset) reminder go out at most once, whichever worker gets there.
+    """
+
+    __tablename__ = "appointment_reminders"
+    __table_args__ = (UniqueConstraint("appointment_id", "offset_hours"),)
+
+    id = Column(Integer, primary_key=True)
+    appointment_id = Column(ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False)
+    offset_hours = Column(Integer, nullable=False)
+    start_at = Column(UTCDateTime, nullable=False)  # the appointment's start it was about
+    due_at = Column(UTCDateTime, nullable=False)  # start - offset (before quiet hours moved it)
+    status = Column(
+        Enum(ReminderStatus, name="reminder_status", native_enum=False, length=20, create_constraint=True),
+        nullable=False,
+    )
+    reason = Column(String(30))
+    contact_id = Column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    outbound_id = Column(ForeignKey("outbound_messages.id", ondelete="SET NULL"))
+    decided_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
 class WaitlistEntry(Base):
     __tablename__ = "waitlist_entries"
     __table_args__ = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -72,6 +73,43 @@ class Settings(BaseSettings):
         "", description="Signs those POSTs: header X-Clinic-Signature-256 = sha256=HMAC-SHA256(body) (secret)."
     )
 
+    # Outreach worker (`python -m clinic.outreach`): appointment reminders (issue 6).
+    reminder_offsets_hours: str = Field(
+        "72,24", description="Hours before each appointment that a reminder goes out, comma-separated."
+    )
+    reminder_grace_hours: float = Field(
+        6, ge=0, description="A reminder whose moment passed while no worker ran still goes out this long after "
+        "(quiet hours not counted); never once the visit has begun."
+    )
+    reminder_template: str = Field("appointment_reminder", description="Approved utility template of the reminder.")
+    outreach_quiet_hours: str = Field(
+        "21:00-08:00", description="Clinic hours with no outreach messages (deferred to their end, not dropped)."
+    )
+    outreach_interval_seconds: float = Field(60, gt=0, description="Pause between the outreach worker's passes.")
+
+    @validator("reminder_offsets_hours")
+    def _offsets(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls
+        hours = [int(part) for part in value.split(",") if part.strip()]
+        if not hours or min(hours) <= 0:
+            raise ValueError("REMINDER_OFFSETS_HOURS: positive whole hours, e.g. 72,24")
+        return value
+
+    @validator("outreach_quiet_hours")
+    def _quiet(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls
+        _clock_span(value)
+        return value
+
+    @property
+    def reminder_offsets(self) -> tuple[int, ...]:
+        """The offsets in hours, largest first, without repeats."""
+        return tuple(sorted({int(part) for part in self.reminder_offsets_hours.split(",") if part.strip()},
+                            reverse=True))
+
+    @property
+    def quiet_hours(self) -> tuple[time, time] | None:
+        """(start, end) in clinic time, possibly across midnight; None when empty (never quiet)."""
+        return _clock_span(self.outreach_quiet_hours)
+
     @validator("clinic_timezone")
     def _known_zone(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls
         ZoneInfo(value)  # raises for an unknown zone, so a typo fails at start-up
@@ -80,6 +118,17 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.clinic_timezone)
+
+
+def _clock_span(value: str) -> tuple[time, time] | None:
+    """"21:00-08:00" → (21:00, 08:00); "" → None."""
+    if not value.strip():
+        return None
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError:
+        raise ValueError(f"expected HH:MM-HH:MM, got {value!r}") from None
+    return start, end
 
 
 @functools.cache

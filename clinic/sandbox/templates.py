@@ -24,8 +24,13 @@ DEFAULT_TEMPLATES: dict[str, dict] = {
     "appointment_reminder": {
         "category": "utility",
         "languages": {
-            "it": {"body": "Promemoria: {{1}} il {{2}} alle {{3}}.", "buttons": ["Confermo", "Sposta", "Annulla"]},
-            "en": {"body": "Reminder: {{1}} on {{2}} at {{3}}.", "buttons": ["Confirm", "Reschedule", "Cancel"]},
+            # clinic.outreach.reminders: first name, date, time, practitioner, location, preparation
+            "it": {"body": "Promemoria per {{1}}: visita {{2}} alle {{3}} con {{4}}, presso {{5}}. {{6}} "
+                           "Puoi confermare, spostare o disdire qui sotto.",
+                   "buttons": ["Confermo", "Sposta", "Annulla"]},
+            "en": {"body": "Reminder for {{1}}: visit on {{2}} at {{3}} with {{4}}, at {{5}}. {{6}} "
+                           "You can confirm, reschedule or cancel below.",
+                   "buttons": ["Confirm", "Reschedule", "Cancel"]},
         },
     },
     "results_ready": {

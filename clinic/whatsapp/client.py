@@ -223,6 +223,16 @@ class WhatsAppClient:
         Free-form messages to a contact outside the 24-hour window are held and the window template
         is queued instead (once per closed window). Wakes the delivery loop.
         """
+        with self.db.transaction() as session:
+            ids = self.enqueue_in(session, contact_id, bodies, source=source, opaque=opaque)
+        self.kick()
+        return ids
+
+    def enqueue_in(self, session: Session, contact_id: int, bodies: list[dict], *, source: str,
+                   opaque: str | None = None) -> list[int]:
+        """`enqueue` inside the caller's transaction, so the outbox rows commit (or vanish) together
+        with the caller's own change (e.g. a reminder marked sent). Call `kick()` after the commit.
+        """
         if opaque is not None and len(opaque) > OPAQUE_MAX:
             raise ValueError(f"biz_opaque_callback_data is limited to {OPAQUE_MAX} characters")
         for body in bodies:
@@ -231,36 +241,34 @@ class WhatsAppClient:
         now = self.clock()
         ids: list[int] = []
         rows: list[OutboundMessage] = []
-        with self.db.transaction() as session:
-            contact = self._lock_contact(session, contact_id)
-            hold = not self._window_open(contact, now) or self._has_held(session, contact_id)
-            held_any = False
-            for body in bodies:
-                kind = str(body["type"])
-                status = OutboundStatus.held if hold and kind != "template" else OutboundStatus.queued
-                held_any |= status is OutboundStatus.held
-                row = OutboundMessage(
-                    contact_id=contact_id,
-                    kind=kind,
-                    body=body,
-                    source=source,
-                    biz_opaque_callback_data=opaque,
-                    status=status,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-                session.add(row)
-                session.flush()
-                if opaque is None:
-                    row.biz_opaque_callback_data = f"outbox:{row.id}"
-                ids.append(row.id)
-                rows.append(row)
-            for row in rows:
-                _audit_queued(session, row)
-            if held_any:
-                self._ensure_window_template(session, contact, now)
+        contact = self._lock_contact(session, contact_id)
+        hold = not self._window_open(contact, now) or self._has_held(session, contact_id)
+        held_any = False
+        for body in bodies:
+            kind = str(body["type"])
+            status = OutboundStatus.held if hold and kind != "template" else OutboundStatus.queued
+            held_any |= status is OutboundStatus.held
+            row = OutboundMessage(
+                contact_id=contact_id,
+                kind=kind,
+                body=body,
+                source=source,
+                biz_opaque_callback_data=opaque,
+                status=status,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            if opaque is None:
+                row.biz_opaque_callback_data = f"outbox:{row.id}"
+            ids.append(row.id)
+            rows.append(row)
+        for row in rows:
+            _audit_queued(session, row)
+        if held_any:
+            self._ensure_window_template(session, contact, now)
         logger.info("outbox %s enqueued for contact %s (%s)", ids, contact_id, "held" if held_any else "queued")
-        self.kick()
         return ids
 
     def contact_wrote(self, contact_id: int, at: datetime) -> None:

@@ -81,10 +81,10 @@ def test_a_template_quick_reply_sends_its_payload(sandbox, webhook_receiver, pag
     sandbox.send({"messaging_product": "whatsapp", "to": PATIENT, "type": "template",
                   "template": {"name": "appointment_reminder", "language": {"code": "it"}, "components": [
                       {"type": "body", "parameters": [{"type": "text", "text": t} for t in
-                                                      ("Cardiologia", "3 marzo", "9:00")]},
+                                                      ("Anna", "3 marzo", "9:00", "Dott. Rossi", "Sede", "-")]},
                       {"type": "button", "sub_type": "quick_reply", "index": "1",
                        "parameters": [{"type": "payload", "payload": "/reschedule_appointment"}]}]}})
-    page.get_by_text("Promemoria: Cardiologia il 3 marzo alle 9:00.").wait_for()
+    page.get_by_text("Promemoria per Anna: visita 3 marzo alle 9:00", exact=False).wait_for()
     page.get_by_role("button", name="Sposta").click()
     (message,) = webhook_receiver.wait_messages(1)
     assert message["button"] == {"payload": "/reschedule_appointment", "text": "Sposta"}

@@ -150,12 +150,13 @@ async def test_a_contact_known_only_by_user_id_is_reached_by_recipient(db, sandb
 async def test_templates_carry_parameters_and_quick_reply_payloads(db, sandbox, client):
     sandbox.close_window(PHONE)
     contact = add_contact(db, last_inbound_at=None)
-    body = template_message("appointment_reminder", "it", ["Visita cardiologica", "3 marzo", "10:30"],
+    body = template_message("appointment_reminder", "it", ["Anna", "3 marzo", "10:30", "Dott. Rossi", "Sede", "-"],
                             quick_replies=['/confirm_appointment{"appointment_id": "7"}', "/reschedule", None])
     (row_id,) = client.enqueue(contact, [body], source="outreach:reminder")
     await drain(client, settled(db, row_id))
     (message,) = sandbox.received(PHONE)
-    assert message["view"]["body"] == "Promemoria: Visita cardiologica il 3 marzo alle 10:30."
+    assert message["view"]["body"] == ("Promemoria per Anna: visita 3 marzo alle 10:30 con Dott. Rossi, presso Sede. - "
+                                       "Puoi confermare, spostare o disdire qui sotto.")
     assert [b["payload"] for b in message["view"]["buttons"]] == [
         '/confirm_appointment{"appointment_id": "7"}', "/reschedule", "Annulla"]
 

@@ -371,7 +371,7 @@ def test_template_from_custom_with_parameters_and_quick_replies():
             "template": {
                 "name": "appointment_reminder",
                 "language": "it",
-                "body": ["Visita cardiologica", "3 marzo", "10:30"],
+                "body": ["Anna", "3 marzo", "10:30", "Dott. Rossi", "Sede", "-"],
                 "quick_replies": ['/confirm_appointment{"appointment_id": "7"}', None, "/cancel_appointment"],
             }
         }
@@ -384,9 +384,8 @@ def test_template_from_custom_with_parameters_and_quick_replies():
             "name": "appointment_reminder",
             "language": {"code": "it"},
             "components": [
-                {"type": "body", "parameters": [{"type": "text", "text": "Visita cardiologica"},
-                                                {"type": "text", "text": "3 marzo"},
-                                                {"type": "text", "text": "10:30"}]},
+                {"type": "body", "parameters": [{"type": "text", "text": t}
+                                                for t in ("Anna", "3 marzo", "10:30", "Dott. Rossi", "Sede", "-")]},
                 {"type": "button", "sub_type": "quick_reply", "index": "0",
                  "parameters": [{"type": "payload", "payload": '/confirm_appointment{"appointment_id": "7"}'}]},
                 {"type": "button", "sub_type": "quick_reply", "index": "2",

@@ -1,0 +1,322 @@
+"""Appointment reminders: a WhatsApp utility template some hours before each visit (default 72 h
+and 24 h), with Confirm / Reschedule / Cancel quick replies whose payloads name the appointment.
+
+**The schedule is computed, not stored.** Every pass looks at the booked or confirmed appointments
+still to come and works out which (appointment, offset) reminders are due. Rescheduling makes a new
+appointment and cancels the old one, so booking, rescheduling and cancelling (by chat, by staff, by
+the CLI, or by any later path) keep reminders right without knowing reminders exist, and a change
+of offsets applies to every appointment at once. Rows written ahead by the scheduling functions
+would have to be kept in step by each of those paths; here a cancelled or moved appointment simply
+stops being a candidate. What is stored is the *decision*: one `appointment_reminders` row per
+(appointment, offset), sent or skipped (and why).
+
+**Exactly once.** Each reminder is settled in one transaction that (1) re-reads the appointment and
+locks it — still booked or confirmed, with the start the reminder was computed for (PostgreSQL:
+`FOR UPDATE SKIP LOCKED`, so a worker never waits on a row another worker or a booking change
+holds; SQLite: the write lock every writer takes at BEGIN); (2) inserts the decision row, whose
+unique (appointment, offset) key a second worker runs into (it rolls back its savepoint and moves
+on); (3) queues the template in the client's outbox; (4) writes the audit entry. All or nothing: a
+worker killed before the commit leaves no trace and the next pass sends the reminder; killed after
+it, the outbox row is there and the client delivers it (its own claims and leases).
+
+**Timing.** Due at start − offset, but never for a moment before the appointment was booked (the
+booking's own confirmation said it all). Quiet hours move the moment to their end (deferred, not
+dropped). A reminder whose moment passed while no worker ran goes out only within the grace after
+that moment (hours outside quiet hours count) and never once the visit has begun; when two offsets
+are due together only the nearer one goes out. Nothing goes to a contact without the
+`appointments` consent (STOP withdraws it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_time
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from clinic import audit, consent
+from clinic.db import Database
+from clinic.models import (
+    Appointment,
+    AppointmentReminder,
+    AppointmentStatus,
+    Contact,
+    ContactPatient,
+    Relationship,
+    ReminderStatus,
+    utcnow,
+)
+from clinic.outreach.quiet_hours import allowed_time, is_quiet, next_allowed
+from clinic.settings import settings
+from clinic.whatsapp.client import WhatsAppClient
+from clinic.whatsapp.outbound import template_message
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "outreach:reminder"  # the outbox rows' `source`
+ACTOR = "system:outreach"  # the audit entries' actor
+ACTIVE = (AppointmentStatus.booked, AppointmentStatus.confirmed)
+CONSENT_PURPOSE = "appointments"
+# A free-text message within this long of a reminder is taken to be about the reminded appointment.
+REPLY_WINDOW = timedelta(hours=24)
+_OPAQUE = re.compile(r"^reminder:(\d+)$")
+# The template's last parameter when the specialty asks for no preparation (Meta refuses empty ones).
+NO_PREPARATION = {"it": "Nessuna preparazione particolare.", "en": "No special preparation needed."}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """When reminders go out: offsets (hours, largest first), grace, quiet hours, clinic zone."""
+
+    offsets: tuple[int, ...]
+    grace: timedelta
+    quiet: tuple[time, time] | None
+    zone: ZoneInfo
+
+    @classmethod
+    def from_settings(cls) -> Rules:
+        s = settings()
+        return cls(s.reminder_offsets, timedelta(hours=s.reminder_grace_hours), s.quiet_hours, s.zone)
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """What the plan needs of an appointment."""
+
+    id: int
+    start_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Due:
+    """A reminder to settle now: `send`, or skip as `late` or `superseded`."""
+
+    appointment_id: int
+    offset_hours: int
+    start_at: datetime
+    due_at: datetime
+    verdict: str
+
+
+def plan(appointments: Iterable[Upcoming], settled: set[tuple[int, int]], now: datetime, rules: Rules) -> list[Due]:
+    """The reminders to settle at `now` (pure: the module docstring's timing rules, nothing else).
+
+    Reminders not yet due, or deferred by quiet hours, are simply absent: a later pass finds them.
+    """
+    quiet_now = is_quiet(now, rules.quiet, rules.zone)
+    result: list[Due] = []
+    for appointment in appointments:
+        if appointment.start_at <= now:
+            continue
+        sendable: list[Due] = []
+        for offset in rules.offsets:
+            due_at = appointment.start_at - timedelta(hours=offset)
+            if (appointment.id, offset) in settled or due_at < appointment.created_at:
+                continue
+            moment = next_allowed(due_at, rules.quiet, rules.zone)
+            if now < moment:
+                continue
+            if allowed_time(moment, now, rules.quiet, rules.zone) > rules.grace:
+                result.append(Due(appointment.id, offset, appointment.start_at, due_at, "late"))
+            elif not quiet_now:
+                sendable.append(Due(appointment.id, offset, appointment.start_at, due_at, "send"))
+        if sendable:  # the nearest offset says it all; the earlier one would only repeat it
+            nearest = min(sendable, key=lambda d: d.offset_hours)
+            result += [d if d is nearest else Due(d.appointment_id, d.offset_hours, d.start_at, d.due_at,
+                                                   "superseded") for d in sendable]
+    return result
+
+
+def due_now(db: Database, now: datetime, rules: Rules) -> list[Due]:
+    """`plan` over the active appointments within the largest offset, minus reminders already settled."""
+    horizon = now + timedelta(hours=max(rules.offsets))
+    with db.reading() as session:
+        rows = session.execute(
+            select(Appointment.id, Appointment.start_at, Appointment.created_at).where(
+                Appointment.status.in_(ACTIVE), Appointment.start_at > now, Appointment.start_at <= horizon)
+        ).all()
+        ids = [row.id for row in rows]
+        settled = set()
+        for chunk in range(0, len(ids), 500):
+            settled |= {(a, o) for a, o in session.execute(
+                select(AppointmentReminder.appointment_id, AppointmentReminder.offset_hours)
+                .where(AppointmentReminder.appointment_id.in_(ids[chunk:chunk + 500])))}
+    return plan((Upcoming(*row) for row in rows), settled, now, rules)
+
+
+@dataclass
+class PassResult:
+    sent: int = 0
+    skipped: int = 0
+    passed_by: int = 0  # changed, settled by another worker, or locked by one: the next pass decides
+
+
+def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, rules: Rules | None = None
+             ) -> PassResult:
+    """One pass of the worker: settle every reminder due now, each in its own transaction."""
+    now = now or utcnow()
+    rules = rules or Rules.from_settings()
+    result = PassResult()
+    for due in due_now(db, now, rules):
+        outcome = settle(db, client, due, now)
+        if outcome is ReminderStatus.sent:
+            result.sent += 1
+        elif outcome is ReminderStatus.skipped:
+            result.skipped += 1
+        else:
+            result.passed_by += 1
+    if result.sent:
+        client.kick()
+    return result
+
+
+def recipient(session: Session, patient_id: int) -> Contact | None:
+    """Who hears about a patient's visits: the patient's own contact, else the longest-linked one."""
+    links = session.scalars(select(ContactPatient).where(ContactPatient.patient_id == patient_id)).all()
+    links = sorted(links, key=lambda link: (link.relation is not Relationship.self, link.created_at,
+                                            link.contact_id))
+    return session.get(Contact, links[0].contact_id) if links else None
+
+
+def settle(db: Database, client: WhatsAppClient, due: Due, now: datetime) -> ReminderStatus | None:
+    """Send or skip one reminder (see the module docstring); None if it was not this worker's to settle."""
+    with db.reading() as session:
+        appointment = session.get(Appointment, due.appointment_id)
+        contact = recipient(session, appointment.patient_id) if appointment else None
+        contact_id = contact.id if contact else None
+    # Read before the write transaction: the consent ledger may write its first notice on first use.
+    if due.verdict != "send":
+        reason = due.verdict
+    elif contact_id is None:
+        reason = "no_contact"
+    elif not consent.allows(db, contact_id, CONSENT_PURPOSE):
+        reason = "no_consent"
+    else:
+        reason = None
+    with db.transaction() as session:
+        appointment = _lock_if_unchanged(session, due)
+        if appointment is None:
+            return None
+        if contact_id is not None:
+            # Before the decision row, whose foreign key share-locks the contact: the outbox takes the
+            # contact's row lock next, and two workers each holding a share lock would deadlock.
+            _lock_contact(session, contact_id)
+        row = _claim(session, due, reason, contact_id, now)
+        if row is None:
+            return None
+        if row.status is ReminderStatus.sent:
+            body = reminder_message(appointment, session.get(Contact, contact_id))
+            (row.outbound_id,) = client.enqueue_in(session, contact_id, [body], source=SOURCE,
+                                                   opaque=f"reminder:{row.id}")
+        audit.record(session, f"reminder.{row.status.value}", actor=ACTOR, subject=f"appointment:{appointment.id}",
+                     data={"reminder_id": row.id, "appointment_id": appointment.id, "offset_hours": row.offset_hours,
+                           "contact_id": contact_id, "outbound_id": row.outbound_id, "reason": row.reason},
+                     now=now)
+        status = row.status
+    logger.info("reminder %s of appointment %s (%sh): %s%s", row.id, due.appointment_id, due.offset_hours,
+                status.value, f" ({reason})" if reason else "")
+    return status
+
+
+def _lock_if_unchanged(session: Session, due: Due) -> Appointment | None:
+    """The appointment, locked, if it is still active at the start the reminder was computed for."""
+    query = select(Appointment.id).where(Appointment.id == due.appointment_id, Appointment.status.in_(ACTIVE),
+                                         Appointment.start_at == due.start_at)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    if session.execute(query).scalar_one_or_none() is None:
+        return None
+    return session.get(Appointment, due.appointment_id, populate_existing=True,
+                       options=[joinedload(Appointment.patient), joinedload(Appointment.practitioner),
+                                joinedload(Appointment.location), joinedload(Appointment.specialty)])
+
+
+def _lock_contact(session: Session, contact_id: int) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Contact.id).where(Contact.id == contact_id).with_for_update())
+
+
+def _claim(session: Session, due: Due, reason: str | None, contact_id: int | None, now: datetime
+           ) -> AppointmentReminder | None:
+    """The decision row, or None if another worker settled this reminder first (the unique key)."""
+    row = AppointmentReminder(appointment_id=due.appointment_id, offset_hours=due.offset_hours, start_at=due.start_at,
+                              due_at=due.due_at, status=ReminderStatus.skipped if reason else ReminderStatus.sent,
+                              reason=reason, contact_id=contact_id, decided_at=now)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None
+    return row
+
+
+def language_of(contact: Contact | None, appointment: Appointment) -> str:
+    language = (contact.language if contact else None) or appointment.patient.language or settings().default_language
+    return language if language in consent.LANGUAGES else settings().default_language
+
+
+def _plain(text: str) -> str:
+    """Meta refuses template parameters with newlines, tabs or runs of spaces."""
+    return " ".join(text.split())
+
+
+def reminder_parameters(appointment: Appointment, language: str) -> list[str]:
+    """The template's body parameters: first name, date, time, practitioner, location, preparation."""
+    local = appointment.start_at.astimezone(settings().zone)
+    specialty = appointment.specialty
+    preparation = None
+    if specialty is not None:
+        preparation = specialty.preparation_it if language == "it" else specialty.preparation_en
+    location = appointment.location
+    return [_plain(value) for value in (
+        appointment.patient.first_name,
+        format_date(local.date(), "EEEE d MMMM", locale=language),
+        format_time(local, "HH:mm", locale=language),
+        appointment.practitioner.display_name,
+        f"{location.name}, {location.address}",
+        preparation or NO_PREPARATION[language],
+    )]
+
+
+def reply_payloads(appointment_id: int) -> list[str]:
+    """The quick replies' payloads, in the template's button order: Confirm, Reschedule, Cancel."""
+    entity = f'{{"appointment_id": "{appointment_id}"}}'
+    return [f"/{intent}{entity}" for intent in ("confirm_appointment", "reschedule_appointment", "cancel_appointment")]
+
+
+def reminder_message(appointment: Appointment, contact: Contact | None) -> dict:
+    """The Graph body of the reminder template for `appointment`, in its recipient's language."""
+    language = language_of(contact, appointment)
+    return template_message(settings().reminder_template, language, reminder_parameters(appointment, language),
+                            quick_replies=reply_payloads(appointment.id))
+
+
+def reminded_appointment(db: Database, contact_id: int, context_opaque: str | None = None,
+                         now: datetime | None = None) -> int | None:
+    """The appointment a contact's reply is about: the reminder it taps or quotes (its
+    `biz_opaque_callback_data`), else the contact's latest reminder of the last `REPLY_WINDOW`;
+    only while that appointment is still active and to come.
+    """
+    now = now or utcnow()
+    query = (
+        select(AppointmentReminder.appointment_id)
+        .join(Appointment, Appointment.id == AppointmentReminder.appointment_id)
+        .where(AppointmentReminder.contact_id == contact_id, AppointmentReminder.status == ReminderStatus.sent,
+               Appointment.status.in_(ACTIVE), Appointment.start_at > now)
+    )
+    quoted = _OPAQUE.match(context_opaque or "")
+    if quoted:
+        query = query.where(AppointmentReminder.id == int(quoted.group(1)))
+    else:
+        query = query.where(AppointmentReminder.decided_at >= now - REPLY_WINDOW).order_by(
+            AppointmentReminder.decided_at.desc(), AppointmentReminder.id.desc())
+    with db.reading() as session:
+        return session.scalars(query.limit(1)).first()
