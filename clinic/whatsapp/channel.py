@@ -47,10 +47,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from clinic import handoff
+from clinic import consent, handoff
 from clinic.db import Database, database
+from clinic.nlu.lexicon import lexicon_intent
 from clinic.settings import settings
-from clinic.triage import red_flag
 from clinic.whatsapp import store
 from clinic.whatsapp.receive import (
     ACKNOWLEDGEMENT,
@@ -409,20 +409,29 @@ class Inbox:
             await asyncio.sleep(self.channel.retry_delay * 2**message.attempts)
 
     async def _triage_during_handoff(self, message: store.Pending) -> None:
-        """A nurse holds the conversation, so Rasa (paused) answers nothing: a red flag still gets the
-        emergency guidance at once, worded by the domain's `utter_emergency`, and the ticket turns urgent.
+        """A nurse holds the conversation, so Rasa (paused) answers nothing. Two things cannot wait for
+        the nurse: a red flag gets the emergency guidance at once (the domain's `utter_emergency`) and
+        the ticket turns urgent; a STOP withdraws every consent at once and is confirmed
+        (`utter_opt_out_confirmed`). The nurse sees both messages in the inbox.
         """
         agent = getattr(getattr(self._app, "ctx", None), "agent", None)
-        if agent is None or not message.rasa_text or red_flag(message.rasa_text) is None:
+        intent = lexicon_intent(message.rasa_text or "")
+        if agent is None or intent not in ("emergency", "opt_out"):
             return
         ticket = await asyncio.to_thread(handoff.open_ticket_for, self.channel.db, message.contact_id)
         if ticket is None:
-            return  # not paused: Rasa's RedFlagClassifier and emergency rules answer
+            return  # not paused: Rasa's LexiconIntentClassifier, rules and ConsentPolicy answer
+        if intent == "opt_out":
+            await asyncio.to_thread(consent.opt_out, self.channel.db, message.contact_id, f"{self.name()}:stop")
         tracker = await agent.tracker_store.get_or_create_tracker(message.sender_id)
-        guidance = await agent.nlg.generate("utter_emergency", tracker, WhatsAppInput.name())
-        if guidance:
+        answer = "utter_emergency" if intent == "emergency" else "utter_opt_out_confirmed"
+        said = await agent.nlg.generate(answer, tracker, WhatsAppInput.name())
+        if said:
             output = WhatsAppOutput(self.channel.client, self.channel.db, message.contact_id)
-            await output.send_response(message.sender_id, guidance)
+            await output.send_response(message.sender_id, said)
+        if intent == "opt_out":
+            logger.info("message %s: opt-out during handoff (ticket %s)", message.wamid, ticket.id)
+            return
         await asyncio.to_thread(handoff.open_ticket, self.channel.db, message.contact_id, "emergency",
                                 language=ticket.language, summary=ticket.summary)
         logger.warning("message %s: red flag during handoff, ticket %s now urgent", message.wamid, ticket.id)

@@ -1,13 +1,13 @@
 """A patient reaches a nurse on WhatsApp: the bot steps aside, the nurse answers from the inbox in
 Chromium (text and a document) and sees the patient's next messages live, the bot stays quiet (but
-for emergency guidance), and after hand-back it answers the next message, never the backlog."""
+for emergency guidance and a STOP), and after hand-back it answers the next message, never the backlog."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from clinic import handoff
+from clinic import consent, handoff
 from clinic.db import Database
 from clinic.models import InboundMessage, InboundStatus, OutboundMessage
 from tests.browser import needs_chromium
@@ -75,6 +75,10 @@ def test_a_nurse_takes_over_in_the_browser_and_hands_back(whatsapp, stack, inbox
     chat.says("now I have a crushing pain in my chest")  # a red flag still gets guidance at once
     chat.wait_for("112")
     assert handoff.open_ticket_for(db, nora.id).priority == "urgent"
+    chat.says("STOP")  # so does a STOP: consent withdrawn and confirmed, the nurse still sees it
+    chat.wait_for("won't send you any more messages")
+    assert not any(consent.allows(db, nora.id, purpose) for purpose in consent.PURPOSES)
+    expect(transcript).to_contain_text("STOP")
 
     page.get_by_role("button", name="Resolve: hand back to the bot").click()
     expect(page).to_have_url(inbox + "/")
@@ -82,4 +86,4 @@ def test_a_nurse_takes_over_in_the_browser_and_hands_back(whatsapp, stack, inbox
     assert handoff.open_ticket_for(db, nora.id) is None
     chat.says("what are your opening hours?")
     chat.wait_for("Mon")
-    assert bot_messages(db, nora.id) == bot_before + 2  # the emergency guidance and the next answer only
+    assert bot_messages(db, nora.id) == bot_before + 3  # the guidance, the STOP confirmation, the next answer
