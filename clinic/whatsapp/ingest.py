@@ -5,14 +5,15 @@ under load, and Meta retries what is slow to answer). This small process takes t
 on the same paths as the channel (`/webhooks/whatsapp/webhook`, `GET /webhooks/whatsapp/` health):
 
 1. the same checks as the channel (`clinic.whatsapp.receive`: 413, 403, 400);
-2. the messages stored (once per wamid), the contacts' 24-hour window updated (held replies are
-   released), the status callbacks applied to the outbox; only then 200. A database failure is
-   answered 500, so Meta delivers again; nothing here touches Rasa.
-3. after the acknowledgement, a nudge to the Rasa channel (`POST /webhooks/whatsapp/pending`,
-   signed with the app secret) naming the contacts with new messages: their workers take what is
-   pending in stored order. Nudges are coalesced (one in flight; ids that arrive meanwhile go in
-   the next). A lost nudge (Rasa restarting) loses nothing: the channel sweeps for pending rows at
-   start-up and every few seconds.
+2. the messages stored (once per wamid) and the status callbacks applied to the outbox; only then
+   200. A database failure is answered 500, so Meta delivers again; nothing here touches Rasa.
+3. after the acknowledgement: the contacts' 24-hour window updated (held replies are released),
+   then a nudge to the Rasa channel (`POST /webhooks/whatsapp/pending`, signed with the app secret)
+   naming the contacts with new messages: their workers take what is pending in stored order. The
+   window comes first, so the bot's replies are not held. Nudges are coalesced (one in flight; ids
+   that arrive meanwhile go in the next). A lost nudge (Rasa restarting) or a window update lost
+   with this process loses nothing: the channel sweeps for pending rows at start-up and every few
+   seconds, and updates their contacts' window before waking them.
 
 Settings: `WHATSAPP_INGEST_HOST`, `WHATSAPP_INGEST_PORT` (default 5006), the `WHATSAPP_*` secrets,
 `RASA_URL` (where the channel is) and `DATABASE_URL`. Logs carry ids only.
@@ -140,6 +141,7 @@ class Ingest:
         self._client = client
         self.max_body_bytes = max_body_bytes
         self.nudger = Nudger(pending_url, config.app_secret, nudge_timeout)
+        self._after_ack: set[asyncio.Task] = set()
 
     @property
     def db(self) -> Database:
@@ -163,6 +165,7 @@ class Ingest:
 
         @routes.listener("before_server_stop")
         async def stop(_app: Any, _loop: Any = None) -> None:
+            await asyncio.gather(*self._after_ack, return_exceptions=True)  # the windows of what was acknowledged
             await self.nudger.stop()
 
         @routes.route("/", methods=["GET"])
@@ -183,26 +186,39 @@ class Ingest:
         received = await receive(request, self.config, self.db, self.max_body_bytes)
         if isinstance(received, HTTPResponse):
             return received
-        if received.stored or received.batch.statuses:
-            await asyncio.to_thread(self._follow_up, received)
-        self.nudger.nudge(received.contacts_for_bot)
+        if received.batch.statuses:
+            await asyncio.to_thread(self._apply_statuses, received)
+        if received.stored:
+            task = asyncio.get_running_loop().create_task(self._window_then_nudge(received))
+            self._after_ack.add(task)
+            task.add_done_callback(self._after_ack.discard)
         return response.text(ACKNOWLEDGEMENT)
 
-    def _follow_up(self, received: Received) -> None:
-        """Before the acknowledgement, in one worker thread: the window (before any reply can be
-        queued, so replies are not held), then the statuses. A failure is logged and left: the
-        channel's sweep updates the window of pending contacts, a status only records progress.
+    def _apply_statuses(self, received: Received) -> None:
+        """Before the acknowledgement, in a worker thread. A failure is logged and left (a status
+        records progress; Meta's redelivery of the same status would meet the same failure).
         """
-        for contact_id, at in received.latest_writes.items():
-            try:
-                self.client.contact_wrote(contact_id, at)
-            except Exception as error:  # noqa: BLE001
-                logger.error("contact %s: window not updated (%s)", contact_id, type(error).__name__)
         for status in received.batch.statuses:
             try:
                 self.client.apply_status(status)
             except Exception as error:  # noqa: BLE001
                 logger.error("status %s of %s not applied (%s)", status.status, status.wamid, type(error).__name__)
+
+    async def _window_then_nudge(self, received: Received) -> None:
+        """After the acknowledgement: the window (before the bot can queue a reply, so replies are
+        not held), then the nudge. A failed window update is logged; the channel's sweep redoes it.
+        """
+        for contact_id, at in received.latest_writes.items():
+            try:
+                await asyncio.to_thread(self.client.contact_wrote, contact_id, at)
+            except Exception as error:  # noqa: BLE001
+                logger.error("contact %s: window not updated (%s)", contact_id, type(error).__name__)
+        self.nudger.nudge(received.contacts_for_bot)
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Until every acknowledged webhook's window update and nudge are done (for tests)."""
+        await asyncio.wait_for(asyncio.gather(*self._after_ack, return_exceptions=True), timeout)
+        await self.nudger.idle(timeout)
 
 
 def create_app(ingest: Ingest, name: str = "clinic_whatsapp_ingest") -> Sanic:

@@ -178,9 +178,9 @@ async def test_a_message_is_stored_before_the_acknowledgement_while_rasa_is_down
     assert await ingest.post(payload("text")) == (200, "EVENT_RECEIVED")
     [row] = ingest.inbound()  # read right after the 200: stored before it
     assert row.status is InboundStatus.pending and row.wamid.startswith("wamid.")
+    await ingest.ingest.idle()
     with db.reading() as session:
-        assert session.get(Contact, row.contact_id).last_inbound_at is not None
-    await ingest.ingest.nudger.idle()
+        assert session.get(Contact, row.contact_id).last_inbound_at is not None  # the window, after the ack
     assert ingest.ingest.nudger.sent == 0
 
 
@@ -237,6 +237,7 @@ async def test_held_messages_are_released_when_the_patient_writes_through_the_in
                                     status=OutboundStatus.held))
     ingest = await start_ingest(NOWHERE)  # Rasa down: the ingest alone opens the window
     assert (await ingest.post(payload("text")))[0] == 200
+    await ingest.ingest.idle()
     with db.reading() as session:
         assert session.scalars(select(OutboundMessage.status)).one() is OutboundStatus.queued
 
@@ -249,7 +250,7 @@ async def test_the_nudge_reaches_the_channel_and_the_bot_answers(start_rasa, sta
     rasa = await start_rasa(bot)  # sweeps only every 60 s: the nudge must do it
     ingest = await start_ingest(rasa)
     assert await ingest.post(payload("text")) == (200, "EVENT_RECEIVED")
-    await ingest.ingest.nudger.idle()
+    await ingest.ingest.idle()
     await rasa.settled()
     assert ingest.ingest.nudger.sent >= 1
     assert len(bot.seen) == 1 and bot.seen[0].sender_id == PHONE
@@ -264,10 +265,10 @@ async def test_a_redelivery_through_the_ingest_gets_one_reply(start_rasa, start_
     ingest = await start_ingest(rasa)
     message = text_message("wamid.AGAIN", "ciao")
     assert (await ingest.post(message))[0] == 200
-    await ingest.ingest.nudger.idle()
+    await ingest.ingest.idle()
     await rasa.settled()
     assert (await ingest.post(message))[0] == 200  # Meta delivers again after the bot answered
-    await ingest.ingest.nudger.idle()
+    await ingest.ingest.idle()
     await rasa.settled()
     assert bot.texts() == ["ciao"] and len(graph.sent) == 1
 
@@ -277,7 +278,7 @@ async def test_a_lost_nudge_is_recovered_by_the_sweep(start_rasa, start_ingest, 
     rasa = await start_rasa(bot, sweep_interval=0.2)
     ingest = await start_ingest(NOWHERE)  # the nudge goes nowhere (Rasa restarting)
     assert (await ingest.post(payload("text")))[0] == 200
-    await ingest.ingest.nudger.idle()
+    await ingest.ingest.idle()
     deadline = time.monotonic() + 10
     while not bot.seen and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -310,12 +311,29 @@ async def test_each_patients_messages_are_handled_in_stored_order(start_rasa, st
             assert (await ingest.post(text_message(f"wamid.{phone}.{n}", f"{phone} {n}", phone=phone)))[0] == 200
 
     await asyncio.gather(*(patient(p) for p in patients))
-    await ingest.ingest.nudger.idle()
+    await ingest.ingest.idle()
     await rasa.settled()
     for phone in patients:
         assert bot.texts(phone) == [f"{phone} {n}" for n in range(4)]
     with rasa.db.reading() as session:
         assert set(session.scalars(select(InboundRow.status))) == {InboundStatus.handled}
+
+
+async def test_a_window_update_lost_after_the_ack_is_redone_by_the_sweep(start_rasa, start_ingest, db, graph):
+    class CrashingClient:  # the ingest died between the acknowledgement and the window update
+        def contact_wrote(self, contact_id, at):
+            raise RuntimeError("process gone")
+
+    ingest = await start_ingest(NOWHERE, client=CrashingClient())
+    assert (await ingest.post(payload("text")))[0] == 200
+    await ingest.ingest.idle()
+    with db.reading() as session:
+        assert session.scalars(select(Contact.last_inbound_at)).one() is None  # the window looks closed
+    rasa = await start_rasa(Bot(reply=True))  # its start-up sweep opens the window, then wakes the worker
+    await rasa.settled()
+    assert [m["type"] for m in graph.sent] == ["text"]  # the reply itself, not held behind a window template
+    with db.reading() as session:
+        assert set(session.scalars(select(OutboundMessage.status))) == {OutboundStatus.sent}
 
 
 # --- the channel's nudge route ---------------------------------------------------------------------------
