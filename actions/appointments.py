@@ -13,6 +13,7 @@ from actions.booking import check_time, offer_extractions, reset_booking
 from actions.common import actor, core, db, guarded, language, render
 from actions.presenting import appointment_values, short_when
 from clinic import catalog, patients, scheduling
+from clinic.outreach import reminders
 
 APPOINTMENT_SLOTS = ("appointment_id", "cancel_confirmed")
 
@@ -29,12 +30,26 @@ async def chosen_appointment(tracker: Tracker) -> scheduling.AppointmentView | N
     return next((a for a in await upcoming(tracker) if str(a.id) == wanted), None)
 
 
-def appointment_extractions(tracker: Tracker, appointments: list[scheduling.AppointmentView]) -> list[EventType]:
-    """With a single upcoming appointment there is nothing to ask."""
-    if tracker.get_slot("appointment_id") is None and len(appointments) == 1:
-        tracker.slots["appointment_id"] = str(appointments[0].id)
-        return [SlotSet("appointment_id", str(appointments[0].id))]
-    return []
+async def reminded(tracker: Tracker, appointments: list[scheduling.AppointmentView]) -> str | None:
+    """The appointment a reply to a reminder is about ("non riesco a venire" under a reminder): the
+    reminder tapped or quoted (the channel's `context` metadata), else the contact's latest one.
+    """
+    context = (tracker.latest_message.get("metadata") or {}).get("context") or {}
+    contact = await core(patients.contact_id, db(), tracker.sender_id)
+    found = await core(reminders.reminded_appointment, db(), contact, context.get("biz_opaque_callback_data"))
+    return str(found) if found in {a.id for a in appointments} else None
+
+
+async def appointment_extractions(tracker: Tracker, appointments: list[scheduling.AppointmentView]
+                                  ) -> list[EventType]:
+    """Nothing to ask when the patient answers a reminder or has a single upcoming appointment."""
+    if tracker.get_slot("appointment_id") is not None or not appointments:
+        return []
+    chosen = await reminded(tracker, appointments) or (str(appointments[0].id) if len(appointments) == 1 else None)
+    if chosen is None:
+        return []
+    tracker.slots["appointment_id"] = chosen
+    return [SlotSet("appointment_id", chosen)]
 
 
 async def validate_appointment_choice(value, tracker: Tracker) -> dict:
@@ -50,7 +65,7 @@ class ValidateCancelForm(FormValidationAction):
 
     async def get_extraction_events(self, dispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         events = await super().get_extraction_events(dispatcher, tracker, domain)
-        return events + appointment_extractions(tracker, await upcoming(tracker))
+        return events + await appointment_extractions(tracker, await upcoming(tracker))
 
     async def validate_appointment_id(self, value, dispatcher, tracker: Tracker, domain: DomainDict) -> dict:
         return await validate_appointment_choice(value, tracker)
@@ -65,7 +80,7 @@ class ValidateRescheduleForm(FormValidationAction):
 
     async def get_extraction_events(self, dispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         events = await super().get_extraction_events(dispatcher, tracker, domain)
-        return events + appointment_extractions(tracker, await upcoming(tracker)) + offer_extractions(tracker)
+        return events + await appointment_extractions(tracker, await upcoming(tracker)) + offer_extractions(tracker)
 
     async def validate_appointment_id(self, value, dispatcher, tracker: Tracker, domain: DomainDict) -> dict:
         return await validate_appointment_choice(value, tracker)
@@ -176,7 +191,9 @@ class ActionListAppointments(Action):
 
 
 class ActionConfirmAppointment(Action):
-    """The patient says they will come: the appointment in question, else the next one."""
+    """The patient says they will come: the appointment in question (a reminder's button names it; a
+    reply to a reminder means the reminded one), else the next one.
+    """
 
     def name(self) -> str:
         return "action_confirm_appointment"
@@ -184,7 +201,10 @@ class ActionConfirmAppointment(Action):
     @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
         appointments = await upcoming(tracker)
-        appointment = await chosen_appointment(tracker) or (appointments[0] if appointments else None)
+        reminded_id = await reminded(tracker, appointments) if appointments else None
+        appointment = (await chosen_appointment(tracker)
+                       or next((a for a in appointments if str(a.id) == reminded_id), None)
+                       or (appointments[0] if appointments else None))
         if appointment is None:
             dispatcher.utter_message(response="utter_no_appointments")
             return []

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
 
 from actions.appointments import (
     ActionCancelAppointment,
@@ -11,8 +12,11 @@ from actions.appointments import (
     ValidateCancelForm,
 )
 from clinic import scheduling
-from clinic.models import AppointmentStatus
+from clinic.models import AppointmentReminder, AppointmentStatus, ReminderStatus, utcnow
+from clinic.outreach import reminders
+from clinic.whatsapp.client import WhatsAppClient
 from tests.actions.conftest import CHIARA, GIOVANNI, STRANGER, next_weekday, responses, tracker
+from tests.outreach.conftest import OFFLINE
 
 
 def free(db, specialty="cardiology", weekday=0):
@@ -97,3 +101,38 @@ async def test_confirming_attendance_marks_the_next_appointment_confirmed(clinic
     await ActionConfirmAppointment().run(dispatcher, tracker(GIOVANNI), {})
     assert responses(dispatcher) == ["utter_appointment_confirmed"]
     assert scheduling.appointment(clinic_db, appointment.id).status is AppointmentStatus.confirmed
+
+
+
+def remind(db, appointment) -> int:
+    """Send the appointment's 72-hour reminder now, whatever the time; the reminder's id."""
+    due = reminders.Due(appointment.id, 72, appointment.start_at, appointment.start_at - timedelta(hours=72), "send")
+    assert reminders.settle(db, WhatsAppClient(db, OFFLINE), due, utcnow()) is ReminderStatus.sent
+    with db.reading() as session:
+        return session.scalars(select(AppointmentReminder.id).where(
+            AppointmentReminder.appointment_id == appointment.id)).one()
+
+
+async def test_a_reply_to_a_reminder_is_about_the_reminded_appointment(clinic_db):
+    own = book_for(clinic_db, 2, free(clinic_db)[0])  # Chiara's, the earlier one
+    sons = book_for(clinic_db, 3, free(clinic_db, "paediatrics", weekday=3)[0])  # Tommaso's, later
+    remind(clinic_db, sons)
+    dispatcher = CollectingDispatcher()
+    await ActionConfirmAppointment().run(dispatcher, tracker(CHIARA, text="confermo"), {})
+    assert responses(dispatcher) == ["utter_appointment_confirmed"]
+    assert scheduling.appointment(clinic_db, sons.id).status is AppointmentStatus.confirmed
+    assert scheduling.appointment(clinic_db, own.id).status is AppointmentStatus.booked
+
+
+async def test_a_quoted_reminder_names_the_appointment_the_form_is_about(clinic_db):
+    own = book_for(clinic_db, 2, free(clinic_db)[0])
+    sons = book_for(clinic_db, 3, free(clinic_db, "paediatrics", weekday=3)[0])
+    quoted = remind(clinic_db, own)
+    remind(clinic_db, sons)  # the latest reminder, but the patient quotes the other one
+    t = tracker(CHIARA, text="non riesco a venire", slots={"appointment_id": None}, active_loop="cancel_form")
+    t.latest_message["metadata"] = {"context": {"wamid": "wamid.X", "biz_opaque_callback_data": f"reminder:{quoted}"}}
+    events = await ValidateCancelForm().get_extraction_events(CollectingDispatcher(), t, {"slots": {}})
+    assert SlotSet("appointment_id", str(own.id)) in events
+    t = tracker(CHIARA, text="non posso venire", slots={"appointment_id": None}, active_loop="cancel_form")
+    events = await ValidateCancelForm().get_extraction_events(CollectingDispatcher(), t, {"slots": {}})
+    assert SlotSet("appointment_id", str(sons.id)) in events
