@@ -20,7 +20,10 @@ def choose_language(text: str, intent: str | None, current: str | None, remember
         return requested_language(text) or ("en" if current == "it" else "it")
     if current:
         return current
-    return detect_language(text) or remembered or detect_language("", phone) or settings().default_language
+    # A button's payload (`/confirm_appointment{...}`, e.g. a reminder's quick reply) is English-looking
+    # markup the patient never wrote: no evidence of their language.
+    written = "" if text.startswith("/") else text
+    return detect_language(written) or remembered or detect_language("", phone) or settings().default_language
 
 
 def tie_breaker(sender_id: str) -> str:

@@ -45,3 +45,9 @@ async def test_an_unknown_number_gets_the_general_greeting(clinic_db):
     dispatcher = CollectingDispatcher()
     await ActionGreet().run(dispatcher, tracker(STRANGER, slots={"first_name": None}), {})
     assert responses(dispatcher) == ["utter_greet"]
+
+
+async def test_a_reminders_button_payload_says_nothing_about_the_language(clinic_db):
+    tap = '/confirm_appointment{"appointment_id": "12"}'
+    assert (await identify(tracker(STRANGER, slots={"language": None}, text=tap)))["language"] == "it"
+    assert (await identify(tracker(EMILY, slots={"language": None}, text=tap)))["language"] == "en"

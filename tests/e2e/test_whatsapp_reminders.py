@@ -1,0 +1,66 @@
+"""A reminder on the patient's phone, and its three quick replies answered by the real stack: Confirm
+thanks the patient, Reschedule opens the rescheduling form, Cancel asks and frees the slot."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from clinic import scheduling
+from clinic.db import Database
+from clinic.models import AppointmentStatus
+from clinic.outreach import reminders
+from clinic.outreach.quiet_hours import next_allowed
+from clinic.patients import register_patient
+from clinic.whatsapp.client import WhatsAppClient
+from tests.e2e.test_whatsapp_booking import Chat, consents, options
+
+PHONE = "393471117788"
+
+
+async def send_reminders(db: Database, sandbox, now: datetime) -> None:
+    """One pass of the outreach worker at `now`, delivered through the sandbox."""
+    client = WhatsAppClient(db, sandbox.config, default_language="it")
+    try:
+        assert reminders.send_due(db, client, now).sent == 1
+        assert await client.deliver_due() == 1
+    finally:
+        await client.close()
+
+
+async def test_a_patient_confirms_moves_then_cancels_from_the_reminders_buttons(whatsapp, stack):
+    db = Database(stack.database_url)
+    chat = Chat(whatsapp, phone=PHONE, name="Marta")
+    patient = register_patient(db, wa_id=PHONE, first_name="Marta", last_name="Fontana",
+                               date_of_birth=date(1990, 5, 17), language="it")
+    consents(db, chat)
+    start = datetime.now(timezone.utc) + timedelta(days=4)
+    [slot] = scheduling.free_slots(db, scheduling.SlotQuery(start, start + timedelta(days=7), specialty="cardiology"),
+                                   limit=1)
+    visit = scheduling.book(db, patient_id=patient, slot_id=slot.id, actor="staff:test", specialty="cardiology")
+    whatsapp.close_window(PHONE)
+
+    rules = reminders.Rules.from_settings()
+    await send_reminders(db, whatsapp, next_allowed(visit.start_at - timedelta(hours=72), rules.quiet, rules.zone))
+    [reminder] = chat.wait_for("appointment_reminder", visit.practitioner_name)
+    quick_replies = [c["parameters"][0]["payload"] for c in reminder["template"]["components"] if c["type"] == "button"]
+    assert quick_replies == reminders.reply_payloads(visit.id)
+    [sent] = whatsapp.received(PHONE)
+    assert sent["view"]["body"].startswith("Promemoria per Marta: visita ")
+    assert [b["text"] for b in sent["view"]["buttons"]] == ["Confermo", "Sposta", "Annulla"]
+    confirm, reschedule, cancel = quick_replies
+
+    whatsapp.tap_quick_reply(PHONE, confirm, "Confermo", context=sent["id"])
+    chat.wait_for("Grazie, ti aspettiamo")
+    assert scheduling.appointment(db, visit.id).status is AppointmentStatus.confirmed
+
+    whatsapp.tap_quick_reply(PHONE, reschedule, "Sposta", context=sent["id"])
+    chat.wait_for("Per quando?")
+
+    whatsapp.tap_quick_reply(PHONE, cancel, "Annulla", context=sent["id"])
+    asked = chat.wait_for("Vuoi disdire")
+    [yes] = [o for o in options(asked) if o["id"] == "/affirm"]
+    chat.taps(yes)
+    chat.wait_for("disdetto")
+    assert scheduling.appointment(db, visit.id).status is AppointmentStatus.cancelled
+    assert slot.id in {s.id for s in scheduling.free_slots(
+        db, scheduling.SlotQuery(slot.start_at, slot.end_at, specialty="cardiology"))}
