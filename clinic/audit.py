@@ -20,6 +20,8 @@ Kinds (the actor in brackets):
   (sent, delivered, read, failed), Meta's error code. Sending, pacing and retries are not recorded.
 - `appointment.booked`, `.rescheduled` (the old appointment is cancelled by the move), `.cancelled`,
   `.confirmed` (whoever the caller names): appointment and patient ids, old and new status, slot and start.
+- `reminder.sent`, `reminder.skipped` (system:outreach): reminder, appointment, contact and outbound
+  ids, offset in hours, the reason of a skip (no_consent, no_contact, late, superseded).
 - `ticket.opened`, `ticket.updated` (bot): ticket and contact ids, reason and priority codes.
 - `staff.view`, `.view_media`, `.claim`, `.reply`, `.note`, `.release`, `.reassign`, `.resolve`
   (staff:ID): ticket id (and the new holder for a reassign).
