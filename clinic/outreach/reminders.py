@@ -156,7 +156,7 @@ def due_now(db: Database, now: datetime, rules: Rules) -> list[Due]:
 class PassResult:
     sent: int = 0
     skipped: int = 0
-    passed_by: int = 0  # changed, settled by another worker, or locked by one: the next pass decides
+    passed_by: int = 0  # changed, settled or locked by another worker, or failed: the next pass decides
 
 
 def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, rules: Rules | None = None
@@ -166,7 +166,12 @@ def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, 
     rules = rules or Rules.from_settings()
     result = PassResult()
     for due in due_now(db, now, rules):
-        outcome = settle(db, client, due, now)
+        try:
+            outcome = settle(db, client, due, now)
+        except Exception as error:  # noqa: BLE001 - one bad reminder must not hold up the others
+            logger.error("reminder of appointment %s (%sh) failed: %s", due.appointment_id, due.offset_hours,
+                         type(error).__name__)
+            outcome = None
         if outcome is ReminderStatus.sent:
             result.sent += 1
         elif outcome is ReminderStatus.skipped:

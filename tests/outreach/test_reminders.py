@@ -126,3 +126,21 @@ def test_a_reply_is_bound_to_the_reminded_appointment(any_demo_db, client):
     assert outreach.reminded_appointment(any_demo_db, giovanni, "outbox:3", later) == visit.id
     scheduling.cancel(any_demo_db, appointment_id=visit.id, reason="test", actor="staff:test", now=later)
     assert outreach.reminded_appointment(any_demo_db, giovanni, f"reminder:{row.id}", later) is None
+
+
+def test_one_failing_reminder_does_not_hold_up_the_others(any_demo_db, client, monkeypatch):
+    first, second = book(any_demo_db), book(any_demo_db)
+    moment = max(first.start_at, second.start_at) - timedelta(hours=72)
+    build = outreach.reminder_message
+
+    def broken_for_the_first(appointment, contact):
+        if appointment.id == first.id:
+            raise ValueError("a template that cannot be built")
+        return build(appointment, contact)
+
+    monkeypatch.setattr(outreach, "reminder_message", broken_for_the_first)
+    result = send_due(any_demo_db, client, moment, RULES)
+    assert (result.sent, result.passed_by) == (1, 1)
+    assert [r.appointment_id for r in reminders(any_demo_db)] == [second.id]  # the failed one left no trace
+    monkeypatch.setattr(outreach, "reminder_message", build)
+    assert send_due(any_demo_db, client, moment + timedelta(minutes=1), RULES).sent == 1
