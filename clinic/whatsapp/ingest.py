@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import aiohttp
 from sanic import Blueprint, Sanic, response
@@ -33,6 +36,7 @@ from sanic.response import HTTPResponse
 
 from clinic.db import Database, database
 from clinic.settings import settings
+from clinic.whatsapp import store
 from clinic.whatsapp.receive import (
     ACKNOWLEDGEMENT,
     MAX_BODY_BYTES,
@@ -44,9 +48,10 @@ from clinic.whatsapp.receive import (
     receive,
     sign_pending,
 )
-from clinic.whatsapp.types import GraphConfig
+from clinic.whatsapp.types import GraphConfig, WebhookBatch
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 URL_PREFIX = "/webhooks/whatsapp"
 NUDGE_TIMEOUT_SECONDS = 10.0
@@ -123,6 +128,71 @@ class Nudger:
                            len(contacts), type(error).__name__ or "error")
 
 
+class Writer:
+    """The ingest's database writes, one at a time in one thread: SQLite takes one writer at a time,
+    and several threads would only queue in its busy handler (sleeping up to 100 ms a try, unfairly).
+    The messages of webhooks that arrive while a store is running are stored together, in the next
+    transaction (one commit for all).
+    """
+
+    def __init__(self, db: Callable[[], Database]) -> None:
+        self._db = db
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self._waiting: list[tuple[WebhookBatch, asyncio.Future]] = []
+        self._draining = False
+        self._drainer: asyncio.Task | None = None
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(function, *args))
+
+    async def save(self, batch: WebhookBatch) -> list[store.Stored]:
+        """`store.save` for one webhook's messages (grouped with others arriving meanwhile)."""
+        if not batch.messages:
+            return []
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((batch, future))
+        if not self._draining:
+            self._draining = True
+            self._drainer = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    stored = await self.run(store.save, self._db(), WebhookBatch(
+                        messages=[m for batch, _ in group for m in batch.messages]))
+                except Exception as error:  # noqa: BLE001 - alone, each batch succeeds or fails on its own
+                    if len(group) == 1:
+                        _settle(group[0][1], error=error)
+                        continue
+                    for batch, future in group:
+                        try:
+                            _settle(future, await self.run(store.save, self._db(), batch))
+                        except Exception as single:  # noqa: BLE001
+                            _settle(future, error=single)
+                    continue
+                new = {s.wamid: s for s in stored}
+                for batch, future in group:  # a wamid twice in the group: new for the first only
+                    _settle(future, [new.pop(m.wamid) for m in batch.messages if m.wamid in new])
+        finally:
+            self._draining = False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> None:
+    if future.done():  # the request went away (client disconnected)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 class Ingest:
     """The webhook routes of the ingest process (see the module docstring)."""
 
@@ -142,6 +212,7 @@ class Ingest:
         self.max_body_bytes = max_body_bytes
         self.nudger = Nudger(pending_url, config.app_secret, nudge_timeout)
         self._after_ack: set[asyncio.Task] = set()
+        self.writer = Writer(lambda: self.db)
 
     @property
     def db(self) -> Database:
@@ -167,6 +238,7 @@ class Ingest:
         async def stop(_app: Any, _loop: Any = None) -> None:
             await asyncio.gather(*self._after_ack, return_exceptions=True)  # the windows of what was acknowledged
             await self.nudger.stop()
+            await asyncio.to_thread(self.writer.close)
 
         @routes.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -183,11 +255,11 @@ class Ingest:
         return routes
 
     async def _receive(self, request: Request) -> HTTPResponse:
-        received = await receive(request, self.config, self.db, self.max_body_bytes)
+        received = await receive(request, self.config, self.db, self.max_body_bytes, save=self.writer.save)
         if isinstance(received, HTTPResponse):
             return received
         if received.batch.statuses:
-            await asyncio.to_thread(self._apply_statuses, received)
+            await self.writer.run(self._apply_statuses, received)
         if received.stored:
             task = asyncio.get_running_loop().create_task(self._window_then_nudge(received))
             self._after_ack.add(task)
@@ -210,7 +282,7 @@ class Ingest:
         """
         for contact_id, at in received.latest_writes.items():
             try:
-                await asyncio.to_thread(self.client.contact_wrote, contact_id, at)
+                await self.writer.run(self.client.contact_wrote, contact_id, at)
             except Exception as error:  # noqa: BLE001
                 logger.error("contact %s: window not updated (%s)", contact_id, type(error).__name__)
         self.nudger.nudge(received.contacts_for_bot)

@@ -16,7 +16,7 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -98,10 +98,15 @@ async def read_body(request: Request, max_bytes: int) -> bytes | None:
 
 
 async def receive(
-    request: Request, config: GraphConfig, db: Database, max_body_bytes: int = MAX_BODY_BYTES
+    request: Request,
+    config: GraphConfig,
+    db: Database,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    save: Callable[[WebhookBatch], Awaitable[list[store.Stored]]] | None = None,
 ) -> Received | HTTPResponse:
     """Check a webhook POST and store its messages (once per wamid): the stored batch, or the
     refusal to answer (413, 403, 400, or 500 when the database failed, so that Meta delivers again).
+    `save` replaces `store.save` in a worker thread (the ingest groups concurrent webhooks).
     """
     raw = await read_body(request, max_body_bytes)
     if raw is None:
@@ -121,7 +126,7 @@ async def receive(
         return response.text("bad request", status=400)
     batch.messages = [m for m in batch.messages if _ours(config, m.phone_number_id, m.wamid)]
     try:
-        stored = await asyncio.to_thread(store.save, db, batch)
+        stored = await (save(batch) if save is not None else asyncio.to_thread(store.save, db, batch))
     except Exception as error:  # noqa: BLE001 - answer 500 so Meta delivers again; log no content
         logger.error("webhook batch not stored (%s): Meta will redeliver", type(error).__name__)
         return response.text("not stored", status=500)
