@@ -1,13 +1,15 @@
 """Benchmark the WhatsApp path against bare Rasa on the same model, in the same run.
 
     RASA_TELEMETRY_ENABLED=false .venv/bin/python bench/webhook.py [--levels 1,10,50,200]
-        [--human-messages 4] [--fast-messages 4] [--out /tmp/webhook-bench.json]
+        [--human-messages 4] [--fast-messages 4] [--webhook ingest|rasa] [--out /tmp/webhook-bench.json]
 
 Starts a throw-away stack: a seeded SQLite clinic, the action server, the Rasa server (cached model,
-`whatsapp` + `rest` channels) and the WhatsApp sandbox as the Graph API. The script plays Meta: it
-signs each patient message and POSTs it to the channel's webhook, timing the acknowledgement; the
-sandbox records when each reply reached the Graph API (`accepted_at`), so reply latency =
-Graph send − webhook POST start, whatever the polling. Each level runs twice per channel:
+`whatsapp` + `rest` channels), the webhook ingest (`python -m clinic.whatsapp.ingest`, as in
+`make run`) and the WhatsApp sandbox as the Graph API. The script plays Meta: it signs each patient
+message and POSTs it to the webhook — the ingest by default, or the Rasa channel's own with
+`--webhook rasa` (the single-process path) — timing the acknowledgement; status callbacks go to
+the same place. The sandbox records when each reply reached the Graph API (`accepted_at`), so reply
+latency = Graph send − webhook POST start, whatever the polling. Each level runs twice per channel:
 - human pace: every patient writes a message every ~10 s (random phase and ±20 % jitter);
 - as fast as replies come: a patient writes the next message as soon as the previous was answered.
 Bare Rasa is the REST channel of the same server (`/webhooks/rest/webhook`, answer in the response).
@@ -178,19 +180,23 @@ def ms(seconds: list[float]) -> dict:
     return {f"p{p}": None if not seconds else round(percentile(seconds, p) * 1000) for p in (50, 95, 99)}
 
 
-def boot(folder: Path) -> tuple[dict, list[subprocess.Popen]]:
+def boot(folder: Path, webhook: str = "ingest") -> tuple[dict, list[subprocess.Popen]]:
     model = model_cache.ensure_model()
     database_url = f"sqlite:///{folder / 'clinic.db'}"
     migrate.upgrade(database_url)
     seed(Database(database_url))
-    rasa_port, actions_port, sandbox_port = free_port(), free_port(), free_port()
+    rasa_port, actions_port, sandbox_port, ingest_port = free_port(), free_port(), free_port(), free_port()
+    rasa_webhook = f"http://127.0.0.1:{rasa_port}/webhooks/whatsapp/webhook"
+    ingest_webhook = f"http://127.0.0.1:{ingest_port}/webhooks/whatsapp/webhook"
+    webhook_url = ingest_webhook if webhook == "ingest" else rasa_webhook
     env = {
         **os.environ, "RASA_TELEMETRY_ENABLED": "false", "DATABASE_URL": database_url,
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{actions_port}/webhook", "MEDIA_DIR": str(folder / "media"),
         "WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{sandbox_port}", "WHATSAPP_API_VERSION": "v23.0",
         "WHATSAPP_PHONE_NUMBER_ID": PHONE_ID, "WHATSAPP_ACCESS_TOKEN": TOKEN, "WHATSAPP_APP_SECRET": SECRET,
         "WHATSAPP_VERIFY_TOKEN": "bench-verify",
-        "WHATSAPP_WEBHOOK_URL": f"http://127.0.0.1:{rasa_port}/webhooks/whatsapp/webhook",
+        "WHATSAPP_WEBHOOK_URL": webhook_url,  # the sandbox's status callbacks
+        "WHATSAPP_INGEST_PORT": str(ingest_port), "RASA_URL": f"http://127.0.0.1:{rasa_port}",
     }
     bin_dir = Path(sys.executable).parent
     processes = [
@@ -200,11 +206,15 @@ def boot(folder: Path) -> tuple[dict, list[subprocess.Popen]]:
         start([str(bin_dir / "rasa"), "run", "--enable-api", "--port", str(rasa_port), "--model", str(model),
                "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"], env, folder / "rasa.log"),
     ]
+    if webhook == "ingest":
+        processes.append(start([sys.executable, "-m", "clinic.whatsapp.ingest"], env, folder / "ingest.log"))
     wait_up(f"http://127.0.0.1:{sandbox_port}/_sandbox/health", processes[0])
     wait_up(f"http://127.0.0.1:{actions_port}/health", processes[1])
     wait_up(f"http://127.0.0.1:{rasa_port}/status", processes[2])
+    if webhook == "ingest":
+        wait_up(f"http://127.0.0.1:{ingest_port}/webhooks/whatsapp/", processes[3])
     stack = {
-        "webhook": f"http://127.0.0.1:{rasa_port}/webhooks/whatsapp/webhook",
+        "webhook": webhook_url,
         "rest": f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
         "sandbox": f"http://127.0.0.1:{sandbox_port}",
     }
@@ -244,12 +254,14 @@ def main() -> None:
     parser.add_argument("--levels", default="1,10,50,200")
     parser.add_argument("--human-messages", type=int, default=4)
     parser.add_argument("--fast-messages", type=int, default=4)
+    parser.add_argument("--webhook", choices=("ingest", "rasa"), default="ingest",
+                        help="where Meta's webhooks go: the ingest process (make run) or Rasa's channel")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "webhook-bench.json")
     args = parser.parse_args()
     random.seed(1)
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="webhook-bench-") as scratch:
-        stack, processes = boot(Path(scratch))
+        stack, processes = boot(Path(scratch), args.webhook)
         try:
             runs = [(level, human, channel) for level in [int(n) for n in args.levels.split(",")]
                     for human in (True, False) for channel in ("rest", "whatsapp")]
@@ -263,6 +275,8 @@ def main() -> None:
                 except RuntimeError as error:  # record the failure and go on with the other runs
                     result = {"channel": channel, "pace": "human" if human else "fast", "patients": level,
                               "error": str(error)}
+                if channel == "whatsapp":
+                    result["webhook"] = args.webhook
                 results.append(result)
                 print(json.dumps(result), flush=True)
         finally:
@@ -271,6 +285,7 @@ def main() -> None:
             for process in processes:
                 process.wait(timeout=30)
     args.out.write_text(json.dumps(results, indent=2))
+    print(f"WhatsApp webhooks to: {args.webhook}")
     print(table(results))
 
 
