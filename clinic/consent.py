@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from clinic import audit
 from clinic.db import Database
-from clinic.models import ConsentRecord, PrivacyNotice, utcnow
+from clinic.models import ConsentRecord, Contact, PrivacyNotice, utcnow
 
 PURPOSES = ("appointments", "results", "followups")
 # The choices the consent step offers (button payloads carry the key).
@@ -186,8 +186,22 @@ def allows(db: Database, contact_id: int, purpose: str) -> bool:
     return state(db, contact_id).allows(purpose)
 
 
+def allows_in(session: Session, contact_id: int, purpose: str) -> bool:
+    """`allows` inside a caller's transaction that holds the contact's row lock (`lock_contact`), so
+    a STOP being written at the same moment is either seen or waits for the caller to finish.
+    """
+    return _state(session, contact_id, _current_version(session)).allows(purpose)
+
+
+def lock_contact(session: Session, contact_id: int) -> None:
+    """Serialise consent changes with whoever sends to the contact (PostgreSQL; SQLite's write lock does it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Contact.id).where(Contact.id == contact_id).with_for_update())
+
+
 def _write(session: Session, contact_id: int, purposes: dict[str, bool], version: str, how: str,
            at: datetime) -> None:
+    lock_contact(session, contact_id)
     for purpose, granted in purposes.items():
         session.add(ConsentRecord(contact_id=contact_id, purpose=purpose, granted=granted, notice_version=version,
                                   at=at, how=how[:60]))

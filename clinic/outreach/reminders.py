@@ -213,7 +213,10 @@ def settle(db: Database, client: WhatsAppClient, due: Due, now: datetime) -> Rem
         if contact_id is not None:
             # Before the decision row, whose foreign key share-locks the contact: the outbox takes the
             # contact's row lock next, and two workers each holding a share lock would deadlock.
-            _lock_contact(session, contact_id)
+            # The same lock serialises with a STOP being written: consent is read again under it.
+            consent.lock_contact(session, contact_id)
+            if reason is None and not consent.allows_in(session, contact_id, CONSENT_PURPOSE):
+                reason = "no_consent"
         row = _claim(session, due, reason, contact_id, now)
         if row is None:
             return None
@@ -242,11 +245,6 @@ def _lock_if_unchanged(session: Session, due: Due) -> Appointment | None:
     return session.get(Appointment, due.appointment_id, populate_existing=True,
                        options=[joinedload(Appointment.patient), joinedload(Appointment.practitioner),
                                 joinedload(Appointment.location), joinedload(Appointment.specialty)])
-
-
-def _lock_contact(session: Session, contact_id: int) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Contact.id).where(Contact.id == contact_id).with_for_update())
 
 
 def _claim(session: Session, due: Due, reason: str | None, contact_id: int | None, now: datetime
