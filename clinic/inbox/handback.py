@@ -28,6 +28,9 @@ async def resume_bot(rasa_url: str, token: str, sender_id: str, closing: str | N
     events = [{"event": "resume", "timestamp": now}]
     if closing:
         events.append({"event": "bot", "text": closing, "timestamp": now})
+    # The bot listens again: without this the next message's state is "after action_handoff", no rule
+    # matches it and Rasa falls back (an FAQ after a handoff was answered by a second handoff).
+    events.append({"event": "action", "name": "action_listen", "timestamp": now})
     params = {"token": token} if token else {}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:

@@ -47,7 +47,7 @@ def test_a_patient_books_through_the_ingest(whatsapp_via_ingest, ingest, stack):
 
 
 def test_a_message_redelivered_to_the_ingest_gets_one_answer(whatsapp_via_ingest, stack):
-    chat = Chat(whatsapp_via_ingest, phone="447700900777", name="Tom")
+    chat = Chat(whatsapp_via_ingest, phone="447700900778", name="Tom")
     whatsapp_via_ingest.inject_many(
         [{"from": chat.phone, "name": "Tom", "type": "text", "text": "what are your opening hours?"}], duplicate=True
     )

@@ -3,6 +3,7 @@ Playwright), with the real Rasa server, action server and WhatsApp channel behin
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from clinic import scheduling
@@ -12,6 +13,7 @@ from clinic.settings import settings
 from tests.browser import needs_chromium
 
 pytestmark = needs_chromium
+expect = pytest.importorskip("playwright.sync_api").expect
 REPLY_MS = 90_000  # a bot turn on a busy 2-core machine
 
 
@@ -42,7 +44,9 @@ def test_a_new_patient_books_on_the_phone_page(whatsapp, stack, browser):
     write(page, "Marta Conti")
     page.get_by_text("data di nascita").wait_for()
     write(page, "12/05/1979")
-    page.get_by_role("button", name="Menu").last.click()  # the offered times come as a list
+    menus = page.get_by_role("button", name="Menu")
+    expect(menus).to_have_count(2, timeout=REPLY_MS)  # the consent list, then the offered times
+    menus.last.click()
     dialog = page.get_by_role("dialog")
     first_time = dialog.get_by_role("radio").first
     chosen = first_time.evaluate("e => e.labels[0].textContent")  # "lun 30 nov 09:00 · Dott.ssa …"

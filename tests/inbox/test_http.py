@@ -245,7 +245,8 @@ def test_resolve_hands_back_to_rasa_with_resume_and_a_closing_line(db, start_inb
     assert client.post(f"/tickets/{ticket.id}/resolve").headers["Location"] == "/"
     (path, events), = fake_rasa.requests
     assert path == f"/conversations/{PATIENT}/tracker/events?token=s3cret"
-    assert [e["event"] for e in events] == ["resume", "bot"] and "nurse" in events[1]["text"]
+    assert [e["event"] for e in events] == ["resume", "bot", "action"] and "nurse" in events[1]["text"]
+    assert events[2]["name"] == "action_listen"  # so the next message is matched as a fresh turn
     assert handoff.get(db, ticket.id).status is TicketStatus.resolved
     with db.reading() as s:
         assert "resolve" in s.scalars(select(StaffEvent.action).where(StaffEvent.staff_id == nurse)).all()
@@ -363,7 +364,7 @@ def test_resolve_outside_the_window_only_resumes_the_bot(db, start_inbox, fake_r
     client.post(f"/tickets/{ticket.id}/claim")
     assert client.post(f"/tickets/{ticket.id}/resolve").status_code == 303
     (path, events), = fake_rasa.requests
-    assert path == f"/conversations/{PATIENT}/tracker/events" and [e["event"] for e in events] == ["resume"]
+    assert path == f"/conversations/{PATIENT}/tracker/events" and [e["event"] for e in events] == ["resume", "action"]
     with db.reading() as s:
         assert s.scalars(select(OutboundMessage)).all() == []  # no closing line, no template
 
