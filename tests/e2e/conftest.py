@@ -5,6 +5,7 @@ at it for one test."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -71,6 +72,27 @@ def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
+def stop(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
+def serving(command: list[str], env: dict, log: Path, up_url: str) -> Iterator[None]:
+    """A process of the stack, up (its `up_url` answers) for the block, stopped after it."""
+    process = start(command, env, log)
+    try:
+        wait_until_up(up_url, process, log)
+        yield
+    finally:
+        stop(process)
+
+
 @pytest.fixture(scope="session")
 def stack(rasa_model, sandbox, tmp_path_factory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("stack")
@@ -98,13 +120,7 @@ def stack(rasa_model, sandbox, tmp_path_factory) -> Iterator[Stack]:
         yield Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url,
                     folder / "media", RASA_TOKEN)
     finally:
-        for process in (rasa, actions):
-            process.terminate()
-        for process in (rasa, actions):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(rasa, actions)
 
 
 @pytest.fixture
@@ -122,16 +138,9 @@ def ingest(stack, sandbox, tmp_path_factory) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": stack.database_url, **sandbox.env, "RASA_URL": stack.rasa_url,
            "WHATSAPP_INGEST_PORT": str(port), "MEDIA_DIR": str(stack.media_dir)}
-    process = start([sys.executable, "-m", "clinic.whatsapp.ingest"], env, folder / "ingest.log")
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/webhooks/whatsapp/", process, folder / "ingest.log")
+    with serving([sys.executable, "-m", "clinic.whatsapp.ingest"], env, folder / "ingest.log",
+                 f"http://127.0.0.1:{port}/webhooks/whatsapp/"):
         yield f"http://127.0.0.1:{port}/webhooks/whatsapp/webhook"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture
@@ -148,13 +157,6 @@ def inbox(stack, sandbox, tmp_path_factory) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": stack.database_url, **sandbox.env, "RASA_URL": stack.rasa_url,
            "RASA_TOKEN": stack.rasa_token, "INBOX_COOKIE_SECURE": "false", "MEDIA_DIR": str(stack.media_dir)}
-    process = start([sys.executable, "-m", "clinic.inbox", "--port", str(port)], env, folder / "inbox.log")
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/login", process, folder / "inbox.log")
+    with serving([sys.executable, "-m", "clinic.inbox", "--port", str(port)], env, folder / "inbox.log",
+                 f"http://127.0.0.1:{port}/login"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
