@@ -278,7 +278,8 @@ class ContactPatient(Base):
 
 class PrivacyNotice(Base):
     """A published version of the clinic's privacy notice, one row per language: the text each
-    consent was given to, kept for as long as the consents are."""
+    consent was given to, kept for as long as the consents are.
+    """
 
     __tablename__ = "privacy_notices"
     __table_args__ = (

@@ -422,7 +422,8 @@ class Inbox:
         if ticket is None:
             return  # not paused: Rasa's LexiconIntentClassifier, rules and ConsentPolicy answer
         if intent == "opt_out":
-            await asyncio.to_thread(consent.opt_out, self.channel.db, message.contact_id, f"{WhatsAppInput.name()}:stop")
+            how = f"{WhatsAppInput.name()}:stop"
+            await asyncio.to_thread(consent.opt_out, self.channel.db, message.contact_id, how)
         tracker = await agent.tracker_store.get_or_create_tracker(message.sender_id)
         answer = "utter_emergency" if intent == "emergency" else "utter_opt_out_confirmed"
         said = await agent.nlg.generate(answer, tracker, WhatsAppInput.name())
