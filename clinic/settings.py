@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     rasa_url: str = Field("http://localhost:5005", description="Rasa's HTTP API, for handing a conversation back.")
     rasa_token: str = Field("", description="Rasa's `--auth-token` (secret); empty when Rasa runs without one.")
     demo_mode: bool = Field(False, description="Demo: the inbox creates the `demo-nurse` account at start.")
+    clinic_env: str = Field(
+        "development", regex="^(development|production)$",
+        description="`production` refuses to start with a demo secret, demo mode, or no ENCRYPTION_KEYS.",
+    )
+    encryption_keys: str = Field(
+        "", description="Fernet keys (`clinic crypto new-key`), comma-separated, newest first: the first encrypts "
+        "message bodies, media and result files, all of them decrypt (rotation). Empty: the public development key "
+        "(refused in production) (secret).",
+    )
     handoff_webhook_url: str = Field(
         "", description="POSTed (ids only) when a ticket starts waiting or breaches the SLA; empty: off."
     )
@@ -129,6 +138,39 @@ def _clock_span(value: str) -> tuple[time, time] | None:
     except ValueError:
         raise ValueError(f"expected HH:MM-HH:MM, got {value!r}") from None
     return start, end
+
+
+# Secrets whose default is public (the sandbox's, the development key): never in production.
+DEMO_SECRETS = {
+    "whatsapp_access_token": "sandbox-access-token",
+    "whatsapp_app_secret": "sandbox-app-secret",
+    "whatsapp_verify_token": "sandbox-verify-token",
+}
+
+
+def production_problems(current: Settings) -> list[str]:
+    """Why these settings must not serve real patients (empty outside production, or when all is well)."""
+    if current.clinic_env != "production":
+        return []
+    from clinic.crypto import DEVELOPMENT_KEY  # crypto reads settings: import here, not at module load
+
+    problems = [f"{name.upper()} is the public demo value" for name, demo in DEMO_SECRETS.items()
+                if getattr(current, name) == demo]
+    if current.demo_mode:
+        problems.append("DEMO_MODE is on")
+    keys = [key.strip() for key in current.encryption_keys.split(",") if key.strip()]
+    if not keys:
+        problems.append("ENCRYPTION_KEYS is empty")
+    elif DEVELOPMENT_KEY in keys:
+        problems.append("ENCRYPTION_KEYS holds the public development key")
+    return problems
+
+
+def require_safe_to_start() -> None:
+    """Every long-running process calls this first: production with demo secrets exits, naming them."""
+    problems = production_problems(settings())
+    if problems:
+        raise SystemExit("refusing to start in production: " + "; ".join(problems))
 
 
 @functools.cache
