@@ -19,12 +19,13 @@ on); (3) queues the template in the client's outbox; (4) writes the audit entry.
 worker killed before the commit leaves no trace and the next pass sends the reminder; killed after
 it, the outbox row is there and the client delivers it (its own claims and leases).
 
-**Timing.** Due at start − offset, but never for a moment before the appointment was booked (the
-booking's own confirmation said it all). Quiet hours move the moment to their end (deferred, not
-dropped). A reminder whose moment passed while no worker ran goes out only within the grace after
-that moment (hours outside quiet hours count) and never once the visit has begun; when two offsets
-are due together only the nearer one goes out. Nothing goes to a contact without the
-`appointments` consent (STOP withdraws it).
+**Timing.** Due at start − offset (whole days on the clinic's calendar, so across a switch to or
+from summer time a 10:00 visit is still reminded at 10:00), but never for a moment before the
+appointment was booked (the booking's own confirmation said it all). Quiet hours move the moment to
+their end (deferred, not dropped). A reminder whose moment passed while no worker ran goes out only
+within the grace after that moment (hours outside quiet hours count) and never once the visit has
+begun; when two offsets are due together only the nearer one goes out. Nothing goes to a contact
+without the `appointments` consent (STOP withdraws it).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
@@ -106,6 +107,20 @@ class Due:
     verdict: str
 
 
+def reminder_moment(start_at: datetime, offset_hours: int, zone: ZoneInfo) -> datetime:
+    """When the `offset_hours` reminder of a visit falls due.
+
+    Whole days count on the clinic's calendar, so a 10:00 visit is reminded at 10:00 one and three
+    days before even across a switch to or from summer time (71 or 73 hours then); other offsets
+    count elapsed hours.
+    """
+    if offset_hours % 24:  # in UTC: arithmetic on a zone-aware local time would count wall-clock hours
+        return start_at.astimezone(timezone.utc) - timedelta(hours=offset_hours)
+    wall = start_at.astimezone(zone).replace(tzinfo=None) - timedelta(days=offset_hours // 24)
+    # a wall time that does not exist (spring gap) comes out an hour later, as a clock shows it
+    return wall.replace(tzinfo=zone).astimezone(start_at.tzinfo)
+
+
 def plan(appointments: Iterable[Upcoming], settled: set[tuple[int, int]], now: datetime, rules: Rules) -> list[Due]:
     """The reminders to settle at `now` (pure: the module docstring's timing rules, nothing else).
 
@@ -118,7 +133,7 @@ def plan(appointments: Iterable[Upcoming], settled: set[tuple[int, int]], now: d
             continue
         sendable: list[Due] = []
         for offset in rules.offsets:
-            due_at = appointment.start_at - timedelta(hours=offset)
+            due_at = reminder_moment(appointment.start_at, offset, rules.zone)
             if (appointment.id, offset) in settled or due_at < appointment.created_at:
                 continue
             moment = next_allowed(due_at, rules.quiet, rules.zone)
@@ -137,7 +152,7 @@ def plan(appointments: Iterable[Upcoming], settled: set[tuple[int, int]], now: d
 
 def due_now(db: Database, now: datetime, rules: Rules) -> list[Due]:
     """`plan` over the active appointments within the largest offset, minus reminders already settled."""
-    horizon = now + timedelta(hours=max(rules.offsets))
+    horizon = now + timedelta(hours=max(rules.offsets) + 1)  # +1: a day-offset spans 73 h across autumn's switch
     with db.reading() as session:
         rows = session.execute(
             select(Appointment.id, Appointment.start_at, Appointment.created_at).where(

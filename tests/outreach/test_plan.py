@@ -1,6 +1,7 @@
 """When a reminder is due: the pure rules (offsets, booked-after, grace, quiet hours, never after the visit)."""
 
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from clinic.outreach.quiet_hours import allowed_time, is_quiet, next_allowed
 from clinic.outreach.reminders import Upcoming, plan
@@ -73,3 +74,36 @@ def test_quiet_hours_across_midnight():
     assert span == timedelta(hours=2)
     # across the switch to summer time (28 March 2027): quiet hours still end at 08:00 local
     assert next_allowed(local(date(2027, 3, 27), time(23)), quiet, ROME) == local(date(2027, 3, 28), time(8))
+
+
+def elapsed(start: datetime, end: datetime) -> timedelta:
+    return end.astimezone(ZoneInfo("UTC")) - start.astimezone(ZoneInfo("UTC"))
+
+
+# Summer time starts on Sunday 28 March 2027 and ends on Sunday 31 October 2027 in Rome.
+def test_day_offsets_keep_the_visits_clock_time_across_the_switch_to_summer_time():
+    monday = Upcoming(11, local(date(2027, 3, 29), time(10)), BOOKED)
+    friday_ten, sunday_ten = local(date(2027, 3, 26), time(10)), local(date(2027, 3, 28), time(10))
+    assert verdicts(friday_ten - timedelta(minutes=1), monday) == []
+    assert verdicts(friday_ten, monday) == [(72, "send")]  # 71 hours before the visit, 10:00 on the patient's clock
+    assert elapsed(friday_ten, monday.start_at) == timedelta(hours=71)
+    assert verdicts(sunday_ten - timedelta(minutes=1), monday, settled={(11, 72)}) == []
+    assert verdicts(sunday_ten, monday, settled={(11, 72)}) == [(24, "send")]
+
+
+def test_day_offsets_keep_the_visits_clock_time_across_the_end_of_summer_time():
+    monday = Upcoming(12, local(date(2027, 11, 1), time(9)), BOOKED)
+    friday_nine = local(date(2027, 10, 29), time(9))
+    assert verdicts(friday_nine - timedelta(minutes=1), monday) == []
+    assert verdicts(friday_nine, monday) == [(72, "send")]
+    assert elapsed(friday_nine, monday.start_at) == timedelta(hours=73)
+
+
+def test_hour_offsets_count_elapsed_hours_across_the_switch():
+    monday = Upcoming(13, local(date(2027, 3, 29), time(10)), BOOKED)
+    six_hours = RULES.__class__((6,), RULES.grace, None, RULES.zone)
+    assert verdicts(local(date(2027, 3, 29), time(4)), monday, rules=six_hours) == [(6, "send")]
+    # elapsed hours across the night of the switch: 36 h before Monday 10:00 CEST is Saturday 21:00 CET
+    long_offset = RULES.__class__((36,), timedelta(days=2), None, RULES.zone)
+    assert verdicts(local(date(2027, 3, 27), time(21)) - timedelta(minutes=1), monday, rules=long_offset) == []
+    assert verdicts(local(date(2027, 3, 27), time(21)), monday, rules=long_offset) == [(36, "send")]
