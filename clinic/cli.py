@@ -195,6 +195,12 @@ def cmd_audit_export(args: argparse.Namespace) -> None:
         out.writelines(lines)
 
 
+def cmd_outreach_run(args: argparse.Namespace) -> None:
+    from clinic.outreach.__main__ import serve  # the worker's imports (HTTP client) only when asked for
+
+    serve(args.once)
+
+
 def cmd_privacy_publish(args: argparse.Namespace) -> None:
     texts = {"it": Path(args.it).read_text(encoding="utf-8"), "en": Path(args.en).read_text(encoding="utf-8")}
     consent.publish(database(), args.version, texts)
@@ -281,6 +287,13 @@ def parser() -> argparse.ArgumentParser:
     show = privacy_commands.add_parser("show", help="the current notice")
     show.add_argument("--language", choices=consent.LANGUAGES, default="it")
     show.set_defaults(run=cmd_privacy_show)
+
+    outreach = commands.add_parser("outreach", help="the outreach worker: reminders and other messages it starts")
+    outreach_commands = outreach.add_subparsers(dest="outreach_command", required=True, metavar="COMMAND")
+    outreach_run = outreach_commands.add_parser(
+        "run", help="settle what is due every OUTREACH_INTERVAL_SECONDS until SIGTERM")
+    outreach_run.add_argument("--once", action="store_true", help="one pass, deliver what may go now, exit (for cron)")
+    outreach_run.set_defaults(run=cmd_outreach_run)
 
     train = commands.add_parser("train", help="train the Rasa model unless one for this data exists")
     train.set_defaults(run=cmd_train)

@@ -1,20 +1,24 @@
-"""`python -m clinic.outreach [--once]`: the outreach worker (appointment reminders).
+"""`clinic outreach run [--once]` (also `python -m clinic.outreach`): the outreach worker.
 
 A loop: settle the reminders due, pause `OUTREACH_INTERVAL_SECONDS`, again; the sending client's
 delivery loop runs alongside and sends what the passes queue. `--once`: one pass, deliver what may
-go now, exit (for cron or a test). Several workers may run at once: each reminder is settled by
-exactly one of them (see `clinic.outreach.reminders`).
+go now, exit (for cron or a test). SIGTERM or Ctrl-C ends the worker cleanly: the pass in progress
+finishes (each reminder is its own transaction), the delivery loop stops after its batch, exit 0.
+Several workers may run at once: each reminder is settled by exactly one of them (see
+`clinic.outreach.reminders`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 
 from clinic.db import database
 from clinic.outreach import reminders
-from clinic.settings import settings
+from clinic.settings import require_safe_to_start, settings
 from clinic.whatsapp.client import WhatsAppClient
 from clinic.whatsapp.types import GraphConfig
 
@@ -41,24 +45,33 @@ async def run(once: bool) -> None:
             await one_pass(client)
             await client.deliver_due()
             return
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         await client.start()
-        while True:
+        logger.info("outreach worker started: a pass every %ss", settings().outreach_interval_seconds)
+        while not stop.is_set():
             await one_pass(client)
-            await asyncio.sleep(settings().outreach_interval_seconds)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings().outreach_interval_seconds)
+        logger.info("outreach worker stopping: finishing the delivery in progress")
     finally:
         await client.close()
+
+
+def serve(once: bool) -> None:
+    """Run the worker in this process (the CLI's `clinic outreach run` and `python -m clinic.outreach`)."""
+    require_safe_to_start()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(once))
+    logger.info("outreach worker stopped")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m clinic.outreach", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--once", action="store_true", help="one pass, then deliver what may go now and exit")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(run(args.once))
-    except KeyboardInterrupt:
-        pass
+    serve(parser.parse_args().once)
 
 
 if __name__ == "__main__":
