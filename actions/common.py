@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from clinic import wording
 from clinic.db import Database, database
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,4 @@ def render(domain: dict, response: str, lang: str, **values: Any) -> str:
     """A response's text in a language, for places that need text rather than a message
     (button titles): the wording stays in domain.yml.
     """
-    for variation in domain.get("responses", {}).get(response, []):
-        conditions = variation.get("condition") or []
-        if all(c.get("name") != "language" or c.get("value") == lang for c in conditions):
-            return variation["text"].format(**values)
-    raise KeyError(f"{response} has no {lang} variation")
+    return wording.pick(domain.get("responses", {}), response, lang, **values)

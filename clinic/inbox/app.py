@@ -27,10 +27,10 @@ from sanic.exceptions import SanicException
 from sanic.request import File, Request
 from sqlalchemy import select
 
-from clinic import consent, handoff, staff
+from clinic import consent, handoff, staff, wording
 from clinic.db import Database, database
 from clinic.inbox.alerts import Alerts
-from clinic.inbox.handback import CLOSING, resume_bot
+from clinic.inbox.handback import resume_bot
 from clinic.models import Contact, InboundMessage, utcnow
 from clinic.settings import settings
 from clinic.whatsapp.client import WINDOW_SOURCE, WhatsAppClient
@@ -475,7 +475,7 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         ticket = done["ticket"]
         contact = await run(contact_of, ticket.contact_id)
         language = ticket.language or contact.language or settings().default_language
-        closing = CLOSING.get(language, CLOSING["en"])
+        closing = wording.say("utter_handback_closing", language if language in ("it", "en") else "en")
         said = None
         if handoff.window_left(contact, utcnow()):  # outside the window a template would only confuse
             body = {"type": "text", "text": {"body": closing}}

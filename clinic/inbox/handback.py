@@ -15,12 +15,6 @@ import aiohttp
 
 logger = logging.getLogger(__name__)
 
-CLOSING = {
-    "it": "La conversazione con l'infermiera è terminata: da ora le risponde di nuovo l'assistente della clinica.",
-    "en": "Your conversation with the nurse has ended: the clinic assistant is here again to help you.",
-}
-
-
 async def resume_bot(rasa_url: str, token: str, sender_id: str, closing: str | None, ticket_id: int) -> bool:
     """POST the `resume` event (plus the closing line, when it was sent) to Rasa; False and a warning on failure."""
     url = f"{rasa_url.rstrip('/')}/conversations/{quote(sender_id, safe='')}/tracker/events"
