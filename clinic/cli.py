@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from tabulate import tabulate
 
-from clinic import audit, consent, migrate, model_cache, scheduling, staff
+from clinic import audit, consent, kpi, migrate, model_cache, scheduling, staff
 from clinic.db import database
 from clinic.demo import seed
-from clinic.models import Practitioner, Specialty
+from clinic.models import Location, Practitioner, Specialty
 from clinic.settings import settings
 
 
@@ -61,6 +61,14 @@ def _check_specialty(key: str) -> str:
         keys = list(session.scalars(select(Specialty.key).order_by(Specialty.key)))
     if key not in keys:
         raise CliError(f"no specialty {key!r}; known: {', '.join(keys)}")
+    return key
+
+
+def _check_location(key: str) -> str:
+    with database().transaction() as session:
+        keys = list(session.scalars(select(Location.key).order_by(Location.key)))
+    if key not in keys:
+        raise CliError(f"no location {key!r}; known: {', '.join(keys)}")
     return key
 
 
@@ -195,6 +203,19 @@ def cmd_audit_export(args: argparse.Namespace) -> None:
         out.writelines(lines)
 
 
+def cmd_kpi(args: argparse.Namespace) -> None:
+    """The KPIs of a period as a table (or CSV): the same list as the inbox's dashboard (docs/kpi.md)."""
+    if args.to < args.from_:
+        raise CliError("--to is before --from")
+    filters = kpi.Filters(args.from_, args.to, args.location and _check_location(args.location),
+                          args.specialty and _check_specialty(args.specialty))
+    figures = kpi.report(database(), filters)
+    if args.csv:
+        sys.stdout.write(kpi.csv_text(figures))
+        return
+    print(tabulate([(f.label, f.text) for f in figures], headers=["figure", "value"]))
+
+
 def cmd_outreach_run(args: argparse.Namespace) -> None:
     from clinic.outreach.__main__ import serve  # the worker's imports (HTTP client) only when asked for
 
@@ -287,6 +308,14 @@ def parser() -> argparse.ArgumentParser:
     show = privacy_commands.add_parser("show", help="the current notice")
     show.add_argument("--language", choices=consent.LANGUAGES, default="it")
     show.set_defaults(run=cmd_privacy_show)
+
+    kpi_cmd = commands.add_parser("kpi", help="the clinic's KPIs for a period (formulas: docs/kpi.md)")
+    kpi_cmd.add_argument("--from", dest="from_", type=_day, required=True, help="first day, YYYY-MM-DD")
+    kpi_cmd.add_argument("--to", type=_day, required=True, help="last day (included), YYYY-MM-DD")
+    kpi_cmd.add_argument("--location", help="location key: narrows the appointment figures")
+    kpi_cmd.add_argument("--specialty", help="specialty key: narrows the appointment figures")
+    kpi_cmd.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    kpi_cmd.set_defaults(run=cmd_kpi)
 
     outreach = commands.add_parser("outreach", help="the outreach worker: reminders and other messages it starts")
     outreach_commands = outreach.add_subparsers(dest="outreach_command", required=True, metavar="COMMAND")

@@ -15,6 +15,8 @@ patient spent with the bot before asking for a person is never counted as nurse 
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -597,3 +599,17 @@ def weeks(filters: Filters) -> list[Filters]:
 def trends(db: Database, filters: Filters, keys: tuple[str, ...] = TREND_KEYS) -> list[tuple[date, dict[str, Figure]]]:
     """Per week of the period: its first day and the chosen figures, computed by `report` itself."""
     return [(week.first, {f.key: f for f in report(db, week) if f.key in keys}) for week in weeks(filters)]
+
+
+CSV_COLUMNS = ("key", "label", "value", "unit", "part", "whole", "shown")
+
+
+def csv_text(figures: list[Figure]) -> str:
+    """The report as CSV (for a spreadsheet): raw value (fraction, seconds, count) and what is shown."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for f in figures:
+        writer.writerow((f.key, f.label, "" if f.value is None else f.value, f.unit,
+                         "" if f.part is None else f.part, "" if f.whole is None else f.whole, f.text))
+    return out.getvalue()
