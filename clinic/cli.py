@@ -17,6 +17,7 @@ from tabulate import tabulate
 from clinic import audit, consent, kpi, migrate, model_cache, scheduling, staff
 from clinic.db import database
 from clinic.demo import seed
+from clinic.fhir.commands import register as register_integration
 from clinic.models import Location, Practitioner, Specialty
 from clinic.settings import settings
 
@@ -323,6 +324,8 @@ def parser() -> argparse.ArgumentParser:
         "run", help="settle what is due every OUTREACH_INTERVAL_SECONDS until SIGTERM")
     outreach_run.add_argument("--once", action="store_true", help="one pass, deliver what may go now, exit (for cron)")
     outreach_run.set_defaults(run=cmd_outreach_run)
+
+    register_integration(commands, OneLineParser)  # fhir, hooks, ical, import
 
     train = commands.add_parser("train", help="train the Rasa model unless one for this data exists")
     train.set_defaults(run=cmd_train)

@@ -676,3 +676,79 @@ for _statement in AUDIT_APPEND_ONLY_POSTGRESQL:
         dialect="postgresql"))
 for _statement in AUDIT_APPEND_ONLY_SQLITE:
     event.listen(AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+
+
+# --- integration: FHIR API clients, outgoing webhooks, calendar feeds (issue 9) -------------------
+
+
+class ApiClient(Base):
+    """Another system of the clinic (an EHR, a lab) allowed on the FHIR API. Only the key's SHA-256 is
+    kept: a leaked database gives no working key. Its `name` is the actor of what it changes (`fhir:NAME`).
+    """
+
+    __tablename__ = "api_clients"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(60), nullable=False, unique=True)
+    key_hash = Column(String(64), nullable=False, unique=True)
+    active = Column(Boolean, nullable=False, default=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    last_used_at = Column(UTCDateTime)
+
+
+class HookStatus(str, enum.Enum):
+    """pending (due at `next_attempt_at`, also while an attempt is under way) → delivered | failed."""
+
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class HookDelivery(Base):
+    """One booking event for one receiver: the webhook outbox, written in the booking's transaction.
+
+    `event_id` is the idempotency key the receiver sees (the same for every receiver and every retry).
+    `payload` holds ids, statuses and times only.
+    """
+
+    __tablename__ = "hook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "url"),
+        Index("ix_hook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    event_id = Column(String(36), nullable=False)
+    event = Column(String(40), nullable=False)  # appointment.created, .rescheduled, ...
+    url = Column(String(500), nullable=False)
+    payload = Column(JSON, nullable=False)
+    status = Column(
+        Enum(HookStatus, name="hook_status", native_enum=False, length=20, create_constraint=True),
+        nullable=False,
+        default=HookStatus.pending,
+    )
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    last_attempt_at = Column(UTCDateTime)
+    last_http_status = Column(Integer)
+    last_error = Column(String(200))  # an error type or "HTTP 503", never the receiver's answer
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    delivered_at = Column(UTCDateTime)
+
+
+class CalendarFeed(Base):
+    """A private iCalendar feed of one practitioner's or one location's appointments. The URL carries a
+    random token; only its SHA-256 is kept, and revoking sets `revoked_at` (the URL stops working).
+    """
+
+    __tablename__ = "calendar_feeds"
+    __table_args__ = (
+        CheckConstraint("(practitioner_id IS NULL) <> (location_id IS NULL)", name="one_owner"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    token_hash = Column(String(64), nullable=False, unique=True)
+    practitioner_id = Column(ForeignKey("practitioners.id", ondelete="CASCADE"))
+    location_id = Column(ForeignKey("locations.id", ondelete="CASCADE"))
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    revoked_at = Column(UTCDateTime)

@@ -16,7 +16,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
-from clinic import audit
+from clinic import audit, hooks
 from clinic.db import Database
 from clinic.models import (
     Appointment,
@@ -157,23 +157,29 @@ def _slot_is_free():
     return ~exists().where(and_(Appointment.slot_id == Slot.id, Appointment.status != AppointmentStatus.cancelled))
 
 
+def bookable_now(now: datetime | None = None):
+    """The condition on a `Slot` joined to its `Practitioner` that makes it free to book now: the one
+    definition of a free slot, for the chat's offers and the FHIR API's `Slot?status=free` alike.
+    """
+    return and_(Slot.start_at >= earliest_bookable(now), Slot.bookable.is_(True), Practitioner.active.is_(True),
+                _slot_is_free())
+
+
+def slot_held():
+    """The condition on a `Slot` that an appointment holds it (anything but cancelled)."""
+    return ~_slot_is_free()
+
+
 def free_slots(
     db: Database, query: SlotQuery, *, now: datetime | None = None, limit: int = 10, offset: int = 0
 ) -> list[FreeSlot]:
     """Free slots in the query's interval, earliest first, never in the past nor inside the lead time."""
-    start = max(query.start, earliest_bookable(now))
     stmt = (
         select(Slot)
         .join(Slot.practitioner)
         .join(Slot.location)
         .options(contains_eager(Slot.practitioner), contains_eager(Slot.location))
-        .where(
-            Slot.start_at >= start,
-            Slot.start_at < query.end,
-            Slot.bookable.is_(True),
-            Practitioner.active.is_(True),
-            _slot_is_free(),
-        )
+        .where(Slot.start_at >= query.start, Slot.start_at < query.end, bookable_now(now))
         .order_by(Slot.start_at, Slot.practitioner_id)
         .limit(limit)
         .offset(offset)
@@ -310,10 +316,14 @@ def _state(appointment: Appointment) -> dict:
 
 def _audit(session: Session, kind: str, appointment: Appointment, old: dict | None, actor: str, now: datetime,
            **extra) -> None:
-    """The booking change's audit entry, in its transaction (call it last: it takes the trail's lock)."""
+    """The booking change's audit entry and its webhook event, in its transaction (call it last: it
+    takes the trail's lock). The one place every booking change passes: what other systems hear of.
+    """
+    data = {"patient_id": appointment.patient_id, "old": old, "new": _state(appointment), **extra}
+    hooks.booking_event(session, kind, {**data, "practitioner_id": appointment.practitioner_id,
+                                        "location_id": appointment.location_id, "end_at": appointment.end_at}, now)
     audit.record(session, f"appointment.{kind}", actor=actor, subject=f"appointment:{appointment.id}",
-                 data={"patient_id": appointment.patient_id, "old": old, "new": _state(appointment), **extra},
-                 now=now)
+                 data=data, now=now)
 
 
 def _transition(appointment: Appointment, status: AppointmentStatus, actor: str, now: datetime) -> None:
@@ -420,6 +430,30 @@ def confirm(db: Database, *, appointment_id: int, actor: str, now: datetime | No
             before = _state(appointment)
             _transition(appointment, AppointmentStatus.confirmed, actor, now)
             _audit(session, "confirmed", appointment, before, actor, now)
+        return _view(appointment)
+
+
+ATTENDANCE = (AppointmentStatus.completed, AppointmentStatus.no_show)
+
+
+def record_attendance(
+    db: Database, *, appointment_id: int, status: AppointmentStatus, actor: str, now: datetime | None = None
+) -> AppointmentView:
+    """The visit took place (`completed`) or the patient did not come (`no_show`): only once it has
+    begun, and only for a booked or confirmed appointment. Follow-ups and KPIs start from here.
+    """
+    if status not in ATTENDANCE:
+        raise ValueError(f"attendance is completed or no_show, not {status}")
+    now = _now(now)
+    with db.transaction() as session:
+        appointment = _load_appointment(session, appointment_id)
+        if appointment.status is status:
+            return _view(appointment)
+        if appointment.start_at > now:
+            raise AppointmentNotActive(f"appointment {appointment_id} has not begun yet")
+        before = _state(appointment)
+        _transition(appointment, status, actor, now)
+        _audit(session, status.value, appointment, before, actor, now)
         return _view(appointment)
 
 

@@ -96,6 +96,27 @@ class Settings(BaseSettings):
     )
     outreach_interval_seconds: float = Field(60, gt=0, description="Pause between the outreach worker's passes.")
 
+    # Integration with the clinic's other systems (issue 9): FHIR API, calendar feeds, webhooks.
+    fhir_host: str = Field("127.0.0.1", description="Address the FHIR API (and calendar feeds) listens on.")
+    fhir_port: int = Field(5090, description="Port of `python -m clinic.fhir`.")
+    fhir_base_url: str = Field(
+        "http://localhost:5090", description="Public root of that process: FHIR fullUrls and calendar feed links."
+    )
+    webhook_urls: str = Field("", description="Receivers of booking events, comma-separated; empty: none.")
+    webhook_secret: str = Field(
+        "", description="Signs booking events: X-Clinic-Signature-256 = sha256=HMAC-SHA256(body) (secret)."
+    )
+    webhook_max_attempts: int = Field(12, ge=1, description="Attempts before a booking event is marked failed.")
+    webhook_retry_base_seconds: float = Field(
+        10, ge=0, description="First retry delay; doubled per attempt up to WEBHOOK_RETRY_MAX_SECONDS."
+    )
+    webhook_retry_max_seconds: float = Field(3600, ge=0, description="Longest wait between two attempts.")
+    webhook_interval_seconds: float = Field(2, gt=0, description="Pause between the webhook worker's passes.")
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        return [url.strip() for url in self.webhook_urls.split(",") if url.strip()]
+
     @validator("reminder_offsets_hours")
     def _offsets(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls
         hours = [int(part) for part in value.split(",") if part.strip()]

@@ -1,0 +1,151 @@
+"""The integration web app (Sanic, like the inbox and the ingest): the FHIR R4 API under `/fhir` and the
+private calendar feeds under `/calendar`.
+
+Its own process (`python -m clinic.fhir`), not mounted in the inbox: other systems reach it with API
+keys from another network than nurses' browsers, it can be exposed, scaled and restarted on its own,
+and a slow EHR sync never holds up the inbox or the bot.
+
+- Authentication: `Authorization: Bearer <API key>` on everything under `/fhir` but `/fhir/metadata`
+  (the CapabilityStatement is public, as FHIR clients read it before they authenticate). 401 with
+  `WWW-Authenticate: Bearer` otherwise.
+- Every error is an OperationOutcome with the HTTP status (400, 401, 404, 405, 409, 415, 422, 500).
+- Database work runs in threads (`asyncio.to_thread`): the event loop never waits on a lock.
+- Logs carry the method, the resource type, ids and statuses, never bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from typing import Any
+
+from sanic import Sanic, response
+from sanic.exceptions import MethodNotSupported, NotFound, SanicException
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from clinic import ical
+from clinic.db import Database, database
+from clinic.fhir import api, clients
+from clinic.fhir.capability import capability_statement
+from clinic.fhir.resources import outcome
+from clinic.settings import settings
+
+logger = logging.getLogger(__name__)
+FHIR_JSON = "application/fhir+json"
+_names = itertools.count()
+
+
+def fhir_response(body: dict, status: int = 200, headers: dict | None = None) -> HTTPResponse:
+    return response.text(json.dumps(body, ensure_ascii=False), status=status, content_type=FHIR_JSON,
+                         headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def problem(error: api.FhirError) -> HTTPResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="clinic-fhir"'} if error.status == 401 else None
+    return fhir_response(outcome(error.code, error.diagnostics), error.status, headers)
+
+
+def _json_body(request: Request) -> Any:
+    content_type = (request.content_type or "").split(";")[0].strip()
+    if content_type not in (FHIR_JSON, "application/json", "application/json-patch+json"):
+        raise api.FhirError(415, "not-supported", "send JSON (application/fhir+json)")
+    try:
+        return json.loads(request.body or b"null")
+    except ValueError:
+        raise api.FhirError(400, "structure", "the body is not JSON") from None
+
+
+def create_app(db: Database | None = None) -> Sanic:
+    """The app; `db` defaults to DATABASE_URL's."""
+    db = db or database()
+    app = Sanic(f"clinic_fhir_{next(_names)}")
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+
+    def base_url() -> str:
+        return settings().fhir_base_url.rstrip("/") + "/fhir"
+
+    async def actor_of(request: Request) -> str:
+        scheme, _, key = (request.headers.get("authorization") or "").partition(" ")
+        actor = await asyncio.to_thread(clients.authenticate, db, key.strip()) if scheme.lower() == "bearer" else None
+        if actor is None:
+            raise api.FhirError(401, "login", "an API key is required: Authorization: Bearer <key>")
+        return actor
+
+    @app.exception(api.FhirError)
+    async def on_refusal(request: Request, error: api.FhirError) -> HTTPResponse:
+        logger.info("fhir %s %s: %s %s", request.method, request.path.split("/")[2:3], error.status, error.code)
+        return problem(error)
+
+    @app.exception(NotFound)
+    async def on_not_found(request: Request, error: Exception) -> HTTPResponse:
+        return problem(api.FhirError(404, "not-found", "no such endpoint"))
+
+    @app.exception(MethodNotSupported)
+    async def on_method(request: Request, error: Exception) -> HTTPResponse:
+        return problem(api.FhirError(405, "not-supported", f"{request.method} is not supported here"))
+
+    @app.exception(SanicException)
+    async def on_sanic(request: Request, error: SanicException) -> HTTPResponse:
+        status = getattr(error, "status_code", 500) or 500
+        return problem(api.FhirError(status, "invalid" if status < 500 else "exception", "request refused"))
+
+    @app.exception(Exception)
+    async def on_error(request: Request, error: Exception) -> HTTPResponse:
+        logger.error("fhir %s failed: %s", request.method, type(error).__name__)
+        return problem(api.FhirError(500, "exception", "internal error"))
+
+    @app.get("/fhir/metadata")
+    async def metadata(request: Request) -> HTTPResponse:
+        return fhir_response(capability_statement(base_url()))
+
+    @app.get("/fhir/<resource_type:str>")
+    async def search(request: Request, resource_type: str) -> HTTPResponse:
+        await actor_of(request)
+        params = {k: list(v) for k, v in request.args.items()}
+        return fhir_response(await asyncio.to_thread(api.search, db, resource_type, params, base_url()))
+
+    @app.get("/fhir/<resource_type:str>/<ident:str>")
+    async def read(request: Request, resource_type: str, ident: str) -> HTTPResponse:
+        await actor_of(request)
+        return fhir_response(await asyncio.to_thread(api.read, db, resource_type, ident))
+
+    @app.post("/fhir/<resource_type:str>")
+    async def create(request: Request, resource_type: str) -> HTTPResponse:
+        actor = await actor_of(request)
+        if resource_type != "Appointment":
+            raise api.FhirError(405, "not-supported", f"{resource_type[:40]} cannot be created here")
+        created = await asyncio.to_thread(api.create_appointment, db, _json_body(request), actor)
+        logger.info("fhir create Appointment/%s by %s", created["id"], actor)
+        return fhir_response(created, 201, {"Location": f"{base_url()}/Appointment/{created['id']}"})
+
+    @app.put("/fhir/<resource_type:str>/<ident:str>")
+    async def update(request: Request, resource_type: str, ident: str) -> HTTPResponse:
+        actor = await actor_of(request)
+        if resource_type != "Appointment":
+            raise api.FhirError(405, "not-supported", f"{resource_type[:40]} cannot be updated here")
+        updated = await asyncio.to_thread(api.update_appointment, db, ident, _json_body(request), actor)
+        logger.info("fhir update Appointment/%s by %s: %s", ident, actor, updated["status"])
+        return fhir_response(updated)
+
+    @app.patch("/fhir/<resource_type:str>/<ident:str>")
+    async def patch(request: Request, resource_type: str, ident: str) -> HTTPResponse:
+        actor = await actor_of(request)
+        if resource_type != "Appointment":
+            raise api.FhirError(405, "not-supported", f"{resource_type[:40]} cannot be patched here")
+        updated = await asyncio.to_thread(api.patch_appointment, db, ident, _json_body(request), actor)
+        logger.info("fhir patch Appointment/%s by %s: %s", ident, actor, updated["status"])
+        return fhir_response(updated)
+
+    @app.get("/calendar/<token:str>")
+    async def calendar(request: Request, token: str) -> HTTPResponse:
+        """A private feed: the token is the only credential, so a wrong one is a plain 404."""
+        body = await asyncio.to_thread(ical.feed, db, token.removesuffix(".ics"))
+        if body is None:
+            return response.text("not found", status=404, headers={"Cache-Control": "no-store"})
+        headers = {"Cache-Control": "no-store", "Content-Disposition": 'inline; filename="clinic.ics"'}
+        return response.raw(body, content_type="text/calendar; charset=utf-8", headers=headers)
+
+    return app

@@ -1,0 +1,50 @@
+"""The CapabilityStatement at `/fhir/metadata`: built from what `clinic.fhir.api` really serves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fhir.resources.capabilitystatement import CapabilityStatement
+
+from clinic.fhir import api
+from clinic.fhir.resources import FHIR_VERSION
+
+_TYPES = {"start": "date", "date": "date", "birthdate": "date", "_id": "token", "identifier": "token",
+          "status": "token", "service-type": "token", "active": "token", "family": "string", "given": "string",
+          "name": "string"}
+_WRITES = {"Appointment": [{"code": "create"}, {"code": "update"}, {"code": "patch"}]}
+
+
+def capability_statement(base_url: str) -> dict:
+    kinds = api._kinds(datetime.now().astimezone())
+    data = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-26",
+        "kind": "instance",
+        "software": {"name": "clinic-assistant"},
+        "implementation": {"description": "Clinic assistant scheduling API", "url": base_url},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [{
+            "mode": "server",
+            "security": {
+                "cors": False,
+                "service": [{"text": "API key as a bearer token (Authorization: Bearer <key>)"}],
+                "description": "Per-system API keys from `clinic fhir add-client`.",
+            },
+            "resource": [
+                {
+                    "type": name,
+                    "interaction": [{"code": "read"}, {"code": "search-type"}, *_WRITES.get(name, [])],
+                    "updateCreate": False,
+                    "searchParam": [{"name": param, "type": _TYPES.get(param, "reference")}
+                                    for param in sorted(kind.filters)],
+                }
+                for name, kind in kinds.items()
+            ],
+        }],
+    }
+    CapabilityStatement.parse_obj(data)
+    return data
