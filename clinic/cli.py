@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from tabulate import tabulate
 
-from clinic import audit, consent, kpi, migrate, model_cache, scheduling, staff
+from clinic import audit, consent, crypto, kpi, migrate, model_cache, scheduling, staff
 from clinic.db import database
 from clinic.demo import seed
 from clinic.fhir.commands import register as register_integration
@@ -223,6 +223,20 @@ def cmd_outreach_run(args: argparse.Namespace) -> None:
     serve(args.once)
 
 
+def cmd_crypto_new_key(args: argparse.Namespace) -> None:
+    print(crypto.new_key())
+
+
+def cmd_crypto_rotate(args: argparse.Namespace) -> None:
+    from clinic import rotation
+
+    done = rotation.rotate(database(), settings().media_dir)
+    print(f"re-encrypted under the newest key: {done.rows} rows, {done.files} files")
+    if done.unreadable_files:
+        raise CliError(f"{len(done.unreadable_files)} files under MEDIA_DIR made by no configured key, left as "
+                       f"they are: {', '.join(done.unreadable_files[:10])}")
+
+
 def cmd_privacy_publish(args: argparse.Namespace) -> None:
     texts = {"it": Path(args.it).read_text(encoding="utf-8"), "en": Path(args.en).read_text(encoding="utf-8")}
     consent.publish(database(), args.version, texts)
@@ -297,6 +311,17 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--output", help="file to write (default: standard output)")
     export.set_defaults(run=cmd_audit_export)
 
+    crypto_cmd = commands.add_parser("crypto", help="encryption keys for message bodies, media and result files")
+    crypto_commands = crypto_cmd.add_subparsers(
+        dest="crypto_command", required=True, metavar="ACTION", parser_class=OneLineParser
+    )
+    crypto_commands.add_parser("new-key", help="print a new key, to put first in ENCRYPTION_KEYS").set_defaults(
+        run=cmd_crypto_new_key
+    )
+    crypto_commands.add_parser(
+        "rotate", help="re-encrypt stored message bodies and media under the first key (then drop the old ones)"
+    ).set_defaults(run=cmd_crypto_rotate)
+
     privacy = commands.add_parser("privacy", help="the privacy notice patients consent to")
     privacy_commands = privacy.add_subparsers(
         dest="privacy_command", required=True, metavar="ACTION", parser_class=OneLineParser
@@ -338,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.run(args)
     except (CliError, scheduling.SchedulingError, model_cache.TrainingFailed, staff.StaffError,
-            consent.ConsentError, OSError) as error:
+            consent.ConsentError, OSError, ValueError) as error:
         print(f"clinic: error: {error}", file=sys.stderr)
         return 1
     except SQLAlchemyError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -28,6 +29,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import declarative_base, relationship
+
+from clinic import crypto
 
 # Stable constraint names, so Alembic migrations name the same things on SQLite and PostgreSQL.
 metadata = MetaData(
@@ -60,6 +63,37 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class EncryptedText(TypeDecorator):
+    """Patient text (message bodies, notes) encrypted at rest with `clinic.crypto`; plain text in Python.
+
+    The newest key of ENCRYPTION_KEYS encrypts, every listed key decrypts (`clinic crypto rotate`).
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:
+        return None if value is None else crypto.encrypt_text(value)
+
+    def process_result_value(self, value: str | None, dialect) -> str | None:
+        return None if value is None else crypto.decrypt_text(value)
+
+
+class EncryptedJSON(TypeDecorator):
+    """A JSON document holding patient data (a webhook's message, an outbox body), stored as one
+    encrypted JSON string: the column stays JSON, so no schema change and no query on its inside.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else crypto.encrypt_text(json.dumps(value))
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else json.loads(crypto.decrypt_text(value))
 
 
 def utcnow() -> datetime:
@@ -406,11 +440,14 @@ class WaitlistEntry(Base):
 
 
 class InboundStatus(str, enum.Enum):
-    """pending (stored, acknowledged to Meta) → handled | failed (gave up after retries)."""
+    """pending (stored, acknowledged to Meta) → handled | failed (gave up after retries); limited:
+    over the contact's flood limit, kept for staff but never given to the bot.
+    """
 
     pending = "pending"
     handled = "handled"
     failed = "failed"
+    limited = "limited"
 
 
 class InboundMessage(Base):
@@ -428,8 +465,8 @@ class InboundMessage(Base):
     contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True)
     phone_number_id = Column(String(50), nullable=False)  # the business number it was sent to
     type = Column(String(30), nullable=False)  # Meta's type: text, interactive, button, image, ...
-    payload = Column(JSON, nullable=False)
-    rasa_text = Column(Text)  # None: nothing for the bot (reactions)
+    payload = Column(EncryptedJSON, nullable=False)
+    rasa_text = Column(EncryptedText)  # None: nothing for the bot (reactions)
     context_wamid = Column(String(200))  # the message this one replies to
     media_id = Column(String(100))
     media_path = Column(String(500))  # downloaded file, relative to the media directory
@@ -472,7 +509,7 @@ class OutboundMessage(Base):
     id = Column(Integer, primary_key=True)
     contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True)
     kind = Column(String(30), nullable=False)  # text, interactive, document, image, template
-    body = Column(JSON, nullable=False)
+    body = Column(EncryptedJSON, nullable=False)
     source = Column(String(50), nullable=False)  # "bot", "outreach:reminder", "inbox:rossi"
     biz_opaque_callback_data = Column(String(512))
     status = Column(
@@ -566,7 +603,7 @@ class HandoffTicket(Base):
     reason = Column(String(30), nullable=False)  # request_human, medical_question, fallback, ...
     priority = Column(String(10), nullable=False, default="normal")
     language = Column(String(2))
-    summary = Column(JSON, nullable=False, default=dict)  # what the bot understood: intent, slots
+    summary = Column(EncryptedJSON, nullable=False, default=dict)  # what the bot understood: intent, slots
     status = Column(
         Enum(TicketStatus, name="ticket_status", native_enum=False, length=20, create_constraint=True),
         nullable=False,
@@ -592,7 +629,7 @@ class TicketNote(Base):
     id = Column(Integer, primary_key=True)
     ticket_id = Column(ForeignKey("handoff_tickets.id", ondelete="CASCADE"), nullable=False, index=True)
     staff_id = Column(ForeignKey("staff_users.id"), nullable=False)
-    text = Column(Text, nullable=False)
+    text = Column(EncryptedText, nullable=False)
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
 
     staff = relationship(StaffUser)

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         5006, description="Port of the webhook ingest (`python -m clinic.whatsapp.ingest`); it nudges RASA_URL."
     )
     media_dir: Path = Field(PROJECT_ROOT / "var" / "media", description="Where received media files are kept.")
+    inbound_limit_messages: int = Field(
+        20, ge=1, description="Messages one contact may send the bot per INBOUND_LIMIT_SECONDS; more are kept for "
+        "staff, not answered (one notice; red flags and STOP always go through).",
+    )
+    inbound_limit_seconds: float = Field(60, gt=0, description="The window of INBOUND_LIMIT_MESSAGES.")
 
     # Nurse handoff and the nurse inbox (issue 5).
     inbox_host: str = Field("127.0.0.1", description="Address the nurse inbox listens on.")

@@ -6,10 +6,11 @@ import argparse
 import logging
 
 from clinic.inbox.app import create_app
-from clinic.settings import settings
+from clinic.settings import require_safe_to_start, settings
 
 
 def main() -> None:
+    require_safe_to_start()
     parser = argparse.ArgumentParser(prog="python -m clinic.inbox", description=__doc__)
     parser.add_argument("--host", default=settings().inbox_host)
     parser.add_argument("--port", type=int, default=settings().inbox_port)

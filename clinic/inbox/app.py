@@ -27,12 +27,13 @@ from sanic.exceptions import SanicException
 from sanic.request import File, Request
 from sqlalchemy import select
 
-from clinic import consent, handoff, staff, wording
+from clinic import consent, crypto, handoff, staff, wording
 from clinic.db import Database, database
 from clinic.inbox.alerts import Alerts
 from clinic.inbox.handback import resume_bot
 from clinic.models import Contact, InboundMessage, utcnow
 from clinic.settings import settings
+from clinic.web import harden
 from clinic.whatsapp.client import WINDOW_SOURCE, WhatsAppClient
 from clinic.whatsapp.outbound import CAPTION_MAX, MB, MEDIA_KINDS, MEDIA_LIMITS, media_message
 from clinic.whatsapp.types import GraphConfig
@@ -42,13 +43,6 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "inbox_session"
 LOGIN_CSRF_COOKIE = "inbox_login_csrf"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 STATUS_LABELS = {
     "held": "held: the 24-hour window is closed; goes out when the patient answers the template",
     "queued": "queued",
@@ -127,20 +121,19 @@ def reply_bodies(contact_id: int, text: str, upload: File | None) -> list[dict]:
     kind = MEDIA_LIMITS[mime][0]
     filename = Path(upload.name or "").name.strip() or f"attachment{mimetypes.guess_extension(mime) or ''}"
     folder = settings().media_dir / "outbound" / str(contact_id)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{secrets.token_hex(8)}{Path(filename).suffix.lower()[:10]}"
-    path.write_bytes(upload.body)
+    crypto.write_file(path, upload.body)
     captioned = bool(text) and kind in CAPTIONED_KINDS and len(text) <= CAPTION_MAX
     bodies = [] if captioned or not text else [{"type": "text", "text": {"body": text}}]
     bodies.append(media_message(kind, path=str(path), filename=filename, mime=mime,
-                                caption=text if captioned else None))
+                                caption=text if captioned else None, encrypted=True))
     return bodies
 
 
 def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
     """The inbox app; the database defaults to DATABASE_URL, the WhatsApp client is made at start-up."""
     app = Sanic(name or f"clinic_inbox_{next(_names)}")
-    app.config.REQUEST_MAX_SIZE = 101 * MB  # WhatsApp documents may be 100 MB
+    harden(app, max_request_bytes=101 * MB)  # WhatsApp documents may be 100 MB
     app.ctx.db = db
     app.ctx.client = None
     jinja = _templates()
@@ -197,11 +190,6 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         logger.error("inbox %s %s failed: %s", request.method, request.route.name if request.route else "-",
                      type(error).__name__)
         return response.text("Something went wrong; it was logged. Try again.", status=500)
-
-    @app.on_response
-    async def headers(request: Request, answer: response.HTTPResponse) -> None:
-        for key, value in SECURITY_HEADERS.items():
-            answer.headers.setdefault(key, value)
 
     # --- sessions and CSRF -----------------------------------------------------------------------
 
@@ -485,7 +473,8 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         await resume_bot(settings().rasa_url, settings().rasa_token, sender_id, said, ticket_id)
         return response.redirect("/", status=303)
 
-    def media_file(contact_id: int, inbound_id: int) -> tuple[Path, str] | None:
+    def media_file(contact_id: int, inbound_id: int) -> tuple[bytes, str] | None:
+        """The attachment's plaintext (stored encrypted by the channel) and type."""
         with db_().reading() as session:
             row = session.get(InboundMessage, inbound_id)
             if row is None or row.contact_id != contact_id or not row.media_path:
@@ -494,7 +483,7 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
             path = (root / row.media_path).resolve()
             if root not in path.parents or not path.is_file():
                 return None
-            return path, row.media_mime or "application/octet-stream"
+            return crypto.read_file(path), row.media_mime or "application/octet-stream"
 
     @app.get("/tickets/<ticket_id:int>/media/<inbound_id:int>")
     @login_required
@@ -506,8 +495,8 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         if found is None:
             return message(request, 404, "No such file", "This attachment is not available.")
         await run(handoff.log_event, db_(), request.ctx.staff.id, "view_media", ticket_id)
-        path, mime = found
-        return await response.file(path, mime_type=mime, headers={"Content-Disposition": "inline"})
+        data, mime = found
+        return response.raw(data, content_type=mime, headers={"Content-Disposition": "inline"})
 
     @app.post("/tickets/<ticket_id:int>/reassign")
     @login_required

@@ -35,6 +35,7 @@ from clinic.sandbox.errors import (
 from clinic.sandbox.state import Options, Patient, SandboxState, new_wamid, normalise_phone
 from clinic.sandbox.validate import validate_send
 from clinic.sandbox.webhooks import Deliverer, messages_value, status_value
+from clinic.web import STRICT_CSP, harden
 from clinic.whatsapp.outbound import MB, MEDIA_LIMITS
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ _app_names = itertools.count(1)
 def create_app(options: Options, config: dict, name: str | None = None) -> Sanic:
     """A sandbox app. `config` is the business number's fixed identity (see `SandboxState`)."""
     app = Sanic(name or f"clinic_sandbox_{next(_app_names)}")
-    app.config.REQUEST_MAX_SIZE = 110 * MB  # documents may be 100 MB
+    # Documents may be 100 MB. The phone page shows media by link too, so images and media may come from https.
+    harden(app, max_request_bytes=110 * MB, csp=f"{STRICT_CSP}; img-src 'self' https: data: blob:; "
+           "media-src 'self' https: blob:")
     app.config.RESPONSE_TIMEOUT = 3600  # `timeout` faults hold responses on purpose
     app.config.ACCESS_LOG = False
     state = SandboxState(options, config)

@@ -37,7 +37,6 @@ import dataclasses
 import inspect
 import logging
 import mimetypes
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -47,15 +46,17 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from clinic import consent, handoff
+from clinic import consent, crypto, handoff
 from clinic.db import Database, database
 from clinic.nlu.lexicon import lexicon_intent
-from clinic.settings import settings
+from clinic.settings import require_safe_to_start, settings
 from clinic.whatsapp import store
 from clinic.whatsapp.receive import (
     ACKNOWLEDGEMENT,
+    FLOOD_SOURCE,
     MAX_BODY_BYTES,
     PENDING_ROUTE,
+    flood_notices,
     handshake,
     latest_writes,
     read_pending,
@@ -151,6 +152,8 @@ class WhatsAppInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> WhatsAppInput:
+        """Rasa builds the channel at start-up: the first moment to refuse production with demo secrets."""
+        require_safe_to_start()
         return cls(GraphConfig.from_credentials(credentials or {}, settings()))
 
     def __init__(
@@ -327,6 +330,11 @@ class Inbox:
 
     async def _follow_up(self, stored: list[store.Stored], statuses: list[StatusUpdate]) -> None:
         await self._contacts_wrote(latest_writes(stored))
+        for contact_id, bodies in flood_notices(stored).items():
+            try:
+                await _call(self.channel.client.enqueue, contact_id, bodies, source=FLOOD_SOURCE)
+            except Exception as error:  # noqa: BLE001
+                logger.error("contact %s: flood notice not queued (%s)", contact_id, type(error).__name__)
         for contact_id in dict.fromkeys(s.contact_id for s in stored if s.for_bot):
             self.wake(contact_id)
         client = self.channel.client
@@ -456,13 +464,13 @@ class Inbox:
         )
 
     async def _download(self, message: store.Pending) -> store.Pending:
-        """The attachment, through the client, into the media directory (named by ids only)."""
+        """The attachment, through the client, into the media directory (named by ids only, encrypted)."""
         assert message.media_id is not None
         data, mime = await _call(self.channel.client.download_media, message.media_id)
         mime = (mime or message.media_mime or "application/octet-stream").split(";")[0].strip()
         extension = mimetypes.guess_extension(mime) or ".bin"
         relative = f"{message.contact_id}/{message.id}{extension}"
-        await asyncio.to_thread(_write_file, self.channel.media_dir / relative, data)
+        await asyncio.to_thread(crypto.write_file, self.channel.media_dir / relative, data)
         await asyncio.to_thread(store.attach_media, self.channel.db, message.id, relative, mime)
         logger.info("message %s: media stored as %s", message.wamid, relative)
         return dataclasses.replace(message, media_path=relative, media_mime=mime)
@@ -484,9 +492,3 @@ class Inbox:
                 return
             await asyncio.sleep(BOT_READY_POLL_SECONDS)
 
-
-def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".part")
-    partial.write_bytes(data)
-    os.replace(partial, path)

@@ -35,14 +35,17 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from clinic.db import Database, database
-from clinic.settings import settings
+from clinic.settings import require_safe_to_start, settings
+from clinic.web import harden
 from clinic.whatsapp import store
 from clinic.whatsapp.receive import (
     ACKNOWLEDGEMENT,
+    FLOOD_SOURCE,
     MAX_BODY_BYTES,
     PENDING_ROUTE,
     PENDING_SIGNATURE_HEADER,
     Received,
+    flood_notices,
     handshake,
     pending_body,
     receive,
@@ -285,6 +288,11 @@ class Ingest:
                 await self.writer.run(self.client.contact_wrote, contact_id, at)
             except Exception as error:  # noqa: BLE001
                 logger.error("contact %s: window not updated (%s)", contact_id, type(error).__name__)
+        for contact_id, bodies in flood_notices(received.stored).items():  # sent by the channel's client
+            try:
+                await self.writer.run(functools.partial(self.client.enqueue, source=FLOOD_SOURCE), contact_id, bodies)
+            except Exception as error:  # noqa: BLE001
+                logger.error("contact %s: flood notice not queued (%s)", contact_id, type(error).__name__)
         self.nudger.nudge(received.contacts_for_bot)
 
     async def idle(self, timeout: float = 10.0) -> None:
@@ -295,11 +303,15 @@ class Ingest:
 
 def create_app(ingest: Ingest, name: str = "clinic_whatsapp_ingest") -> Sanic:
     app = Sanic(name)
+    # The webhook route refuses past `max_body_bytes` itself (413, nothing kept); Sanic's ceiling, higher so the
+    # rest of a refused body can be read off and the 413 arrives, cuts the connection of anything larger.
+    harden(app, max_request_bytes=8 * ingest.max_body_bytes)
     app.blueprint(ingest.blueprint())
     return app
 
 
 def main(argv: list[str] | None = None) -> None:
+    require_safe_to_start()
     s = settings()
     parser = argparse.ArgumentParser(prog="python -m clinic.whatsapp.ingest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -49,6 +49,7 @@ LIST_BUTTON_FALLBACK = "Menu"  # the same word in Italian and English; `custom["
 EMPTY_BODY = "👇"  # an interactive message needs a body; used only when the bot sent buttons without text
 ELLIPSIS = "…"
 LOCAL_PATH = "local_path"  # a media object's file on this machine: uploaded by the client, then replaced by `id`
+LOCAL_ENCRYPTED = "local_encrypted"  # true: that file was stored with `clinic.crypto.write_file`
 MEDIA_KINDS = ("image", "document", "video", "audio")
 
 MB = 1024 * 1024
@@ -317,10 +318,12 @@ def media_message(
     filename: str | None = None,
     caption: str | None = None,
     mime: str | None = None,
+    encrypted: bool = False,
 ) -> dict:
     """An image/document/video/audio message from exactly one of: a URL, a local file, an uploaded media id.
 
-    A local file stays a `local_path` in the outbox; the client uploads it just before sending.
+    A local file stays a `local_path` in the outbox; the client uploads it just before sending,
+    decrypted first when `encrypted` (files the clinic keeps: nurses' attachments, results).
     """
     if kind not in MEDIA_KINDS:
         raise ValueError(f"unsupported media kind {kind!r}")
@@ -331,6 +334,8 @@ def media_message(
         media["link"] = link
     elif path:
         media[LOCAL_PATH] = path
+        if encrypted:
+            media[LOCAL_ENCRYPTED] = True
         if mime:
             media["mime_type"] = mime
         filename = filename or os.path.basename(path)
@@ -396,6 +401,7 @@ def _attachment(attachment: Any) -> list[dict]:
                     filename=attachment.get("filename"),
                     caption=attachment.get("caption"),
                     mime=attachment.get("mime") or attachment.get("mime_type"),
+                    encrypted=bool(attachment.get("encrypted")),
                 )
             ]
     logger.warning("attachment of an unsupported shape dropped (%s)", type(attachment).__name__)

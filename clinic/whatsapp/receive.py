@@ -37,6 +37,13 @@ PENDING_ROUTE = "/pending"
 PENDING_SIGNATURE_HEADER = "X-Clinic-Signature-256"
 MAX_PENDING_BODY_BYTES = 200_000
 MAX_PENDING_CONTACTS = 10_000
+FLOOD_SOURCE = "whatsapp:flood-limit"  # `source` of the one notice a flooding contact gets
+FLOOD_NOTICE = {
+    "it": "Abbiamo ricevuto molti messaggi in poco tempo: per qualche minuto non risponderemo ai nuovi. "
+          "Restano conservati e il personale può leggerli. In caso di emergenza chiami il 112.",
+    "en": "We have received many messages in a short time: for a few minutes we will not answer new ones. "
+          "They are kept and our staff can read them. In an emergency, call 112.",
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,12 @@ class Received:
     def contacts_for_bot(self) -> list[int]:
         """Contacts with something new for the bot, in the order stored."""
         return list(dict.fromkeys(s.contact_id for s in self.stored if s.for_bot))
+
+
+def flood_notices(stored: Iterable[store.Stored]) -> dict[int, list[dict]]:
+    """The outbox bodies of the notice each contact who just passed the flood limit gets (see `store`)."""
+    return {s.contact_id: [{"type": "text", "text": {"body": FLOOD_NOTICE.get(s.notice, FLOOD_NOTICE["en"])}}]
+            for s in stored if s.notice}
 
 
 def latest_writes(stored: Iterable[store.Stored]) -> dict[int, datetime]:
@@ -121,7 +134,7 @@ async def receive(
         return response.text("forbidden", status=403)
     try:
         batch = parse(json.loads(raw))
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+    except Exception as error:  # noqa: BLE001 - parsing is pure: whatever it raises, the body is malformed
         logger.warning("webhook refused: malformed body (%s, %d bytes)", type(error).__name__, len(raw))
         return response.text("bad request", status=400)
     batch.messages = [m for m in batch.messages if _ours(config, m.phone_number_id, m.wamid)]

@@ -5,6 +5,12 @@ found (or created) by phone number and/or business-scoped user id, their profile
 `user_changed_number` moves the contact to the new number, and each message is inserted once per
 `wamid` (the unique constraint is the guard, so a redelivery racing the first delivery is a no-op,
 not a crash). The channel's workers then take pending rows in `id` order per contact.
+
+Flood limit: a contact who sends the bot more than INBOUND_LIMIT_MESSAGES within
+INBOUND_LIMIT_SECONDS has the excess stored `limited` (the nurses see it in the transcript; the bot
+never answers it), so one number cannot take the bot's time from everyone else; the first limited
+message of a window asks for one notice to the contact (`Stored.notice`). Red-flag symptoms and STOP
+are never limited.
 """
 
 from __future__ import annotations
@@ -13,16 +19,19 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from clinic import audit
+from clinic.consent import is_opt_out
 from clinic.db import Database
 from clinic.models import Contact, ContactPatient, InboundStatus, OutboundMessage, utcnow
 from clinic.models import InboundMessage as InboundRow
+from clinic.settings import settings
+from clinic.triage import red_flag
 from clinic.whatsapp.types import InboundMessage, Sender, StatusUpdate, WebhookBatch
 
 logger = logging.getLogger(__name__)
@@ -39,6 +48,7 @@ class Stored:
     contact_id: int
     sent_at: datetime
     for_bot: bool  # pending: the bot has something to answer
+    notice: str | None = None  # the contact just passed the flood limit: tell them, in this language
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,8 @@ def _save_message(session: Session, message: InboundMessage) -> Stored | None:
     else:
         contact = upsert_contact(session, message.sender)
     for_bot = message.rasa_text is not None
+    limited, notice = _flood_limited(session, contact, message.rasa_text) if for_bot else (False, None)
+    for_bot = for_bot and not limited
     row = InboundRow(
         wamid=message.wamid,
         contact_id=contact.id,
@@ -118,7 +130,7 @@ def _save_message(session: Session, message: InboundMessage) -> Stored | None:
         media_id=message.media.id if message.media else None,
         media_mime=message.media.mime_type if message.media else None,
         sent_at=message.timestamp,
-        status=InboundStatus.pending if for_bot else InboundStatus.handled,
+        status=InboundStatus.pending if for_bot else InboundStatus.limited if limited else InboundStatus.handled,
         handled_at=None if for_bot else utcnow(),
     )
     try:
@@ -127,7 +139,30 @@ def _save_message(session: Session, message: InboundMessage) -> Stored | None:
     except IntegrityError:
         logger.info("message %s stored by a concurrent delivery", message.wamid)
         return None
-    return Stored(row.id, row.wamid, contact.id, message.timestamp, for_bot)
+    if notice:
+        logger.warning("contact %s over %d messages in %g s: further messages kept for staff, not answered "
+                       "(from message %s)", contact.id, settings().inbound_limit_messages,
+                       settings().inbound_limit_seconds, message.wamid)
+    return Stored(row.id, row.wamid, contact.id, message.timestamp, for_bot, notice)
+
+
+def _flood_limited(session: Session, contact: Contact, text: str) -> tuple[bool, str | None]:
+    """(limited, notice language): over the contact's flood limit; the language when this is the
+    first limited message of the window (one notice per window, not one per message).
+    """
+    if red_flag(text) is not None or is_opt_out(text):
+        return False, None
+    since = utcnow() - timedelta(seconds=settings().inbound_limit_seconds)
+    recent = dict(session.execute(
+        select(InboundRow.status, func.count())
+        .where(InboundRow.contact_id == contact.id, InboundRow.received_at >= since, InboundRow.rasa_text.is_not(None))
+        .group_by(InboundRow.status)
+    ).all())
+    answered = sum(count for status, count in recent.items() if status != InboundStatus.limited)
+    if answered < settings().inbound_limit_messages:
+        return False, None
+    already_told = recent.get(InboundStatus.limited, 0) > 0
+    return True, None if already_told else (contact.language or settings().default_language)
 
 
 def find_contact(session: Session, wa_id: str | None, user_id: str | None) -> Contact | None:
@@ -170,8 +205,9 @@ def upsert_contact(session: Session, sender: Sender) -> Contact:
 
 def _follow_identity_change(session: Session, message: InboundMessage) -> Contact:
     """`user_changed_number` (and `user_changed_user_id`): the contact's record follows the user."""
-    system = message.raw.get("system") or {}
-    new_user_id = system.get("user_id")
+    system = message.raw.get("system") if isinstance(message.raw.get("system"), dict) else {}
+    new_user_id = system.get("user_id") if isinstance(system.get("user_id"), str) else None
+    new_user_id = new_user_id if new_user_id and len(new_user_id) <= 100 else None
     contact = find_contact(session, message.sender.wa_id, message.sender.user_id)
     if contact is None:
         return upsert_contact(session, Sender(message.new_wa_id or message.sender.wa_id, new_user_id))

@@ -35,6 +35,9 @@ MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 SHARED_TYPES = ("location", "contacts")
 UNSUPPORTED_TEXT = "/send_unsupported_message"
 _HEX = frozenset(string.hexdigits)
+# What makes one message or status unusable (skipped, logged by id): missing or mistyped fields, and
+# numbers no clock or integer can hold (a timestamp of 1e400).
+_UNUSABLE = (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError)
 
 
 class MalformedWebhook(ValueError):
@@ -89,21 +92,39 @@ def parse(payload: Any) -> WebhookBatch:
 
 def _parse_value(value: dict, batch: WebhookBatch) -> None:
     phone_number_id = str((value.get("metadata") or {}).get("phone_number_id") or "")
-    contacts = [c for c in value.get("contacts") or [] if isinstance(c, dict)]
-    for error in value.get("errors") or []:
-        logger.warning("webhook error %s reported by Meta", (error or {}).get("code"))
-    for raw in value.get("messages") or []:
+    contacts = [c for c in _list(value.get("contacts")) if isinstance(c, dict)]
+    for error in _list(value.get("errors")):
+        code = error.get("code") if isinstance(error, dict) else None
+        logger.warning("webhook error %s reported by Meta", code if isinstance(code, int) else None)
+    for raw in _list(value.get("messages")):
         try:
             batch.messages.append(_message(raw, contacts, phone_number_id))
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except _UNUSABLE as error:
             wamid = raw.get("id") if isinstance(raw, dict) else None
             logger.warning("unusable message %s skipped (%s)", wamid, type(error).__name__)
-    for raw in value.get("statuses") or []:
+    for raw in _list(value.get("statuses")):
         try:
             batch.statuses.append(_status(raw))
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except _UNUSABLE as error:
             wamid = raw.get("id") if isinstance(raw, dict) else None
             logger.warning("unusable status for %s skipped (%s)", wamid, type(error).__name__)
+
+
+def _str(value: Any, limit: int = 100_000) -> str | None:
+    """A string field as Meta sends it, or None for anything else (a hostile body's objects or numbers, or an
+    id longer than its column holds).
+    """
+    return value if isinstance(value, str) and len(value) <= limit else None
+
+
+def _required(value: str | None) -> str:
+    if not value:
+        raise ValueError("a required id is missing or unusable")
+    return value
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _timestamp(raw: Any) -> datetime:
@@ -113,7 +134,7 @@ def _timestamp(raw: Any) -> datetime:
 
 
 def _is_phone(value: Any) -> bool:
-    return isinstance(value, str) and value.isdigit()
+    return isinstance(value, str) and value.isdigit() and len(value) <= 20
 
 
 def _sender(raw: dict, contacts: list[dict]) -> Sender:
@@ -122,12 +143,13 @@ def _sender(raw: dict, contacts: list[dict]) -> Sender:
     """
     sent_from = raw.get("from")
     wa_id = sent_from if _is_phone(sent_from) else None
-    user_id = raw.get("from_user_id") or (sent_from if sent_from and not _is_phone(sent_from) else None)
+    user_id = _str(raw.get("from_user_id"), 100) or (None if _is_phone(sent_from) else _str(sent_from, 100))
     contact = _matching_contact(contacts, wa_id, user_id)
     if contact:
         wa_id = wa_id or (contact.get("wa_id") if _is_phone(contact.get("wa_id")) else None)
-        user_id = user_id or contact.get("user_id")
-    name = ((contact or {}).get("profile") or {}).get("name")
+        user_id = user_id or _str(contact.get("user_id"), 100)
+    profile = (contact or {}).get("profile")
+    name = _str(profile.get("name")) if isinstance(profile, dict) else None
     if not wa_id and not user_id:
         raise ValueError("a message without a sender")
     return Sender(wa_id=wa_id, user_id=user_id or None, profile_name=name or None)
@@ -141,29 +163,29 @@ def _matching_contact(contacts: list[dict], wa_id: str | None, user_id: str | No
 
 
 def _message(raw: dict, contacts: list[dict], phone_number_id: str) -> InboundMessage:
-    wamid = raw["id"]
-    if not isinstance(wamid, str) or not wamid:
-        raise ValueError("a message without an id")
+    wamid = _str(raw["id"], 200)
+    if not wamid:
+        raise ValueError("a message without a usable id")
     kind = str(raw.get("type") or "unknown")
     media = None
     new_wa_id = None
     body = raw.get(kind) if isinstance(raw.get(kind), dict) else {}
     if kind == "text":
-        rasa_text = body.get("body") or ""
+        rasa_text = _str(body.get("body")) or ""
     elif kind == "interactive":
         reply = body.get(body.get("type") or "") or {}
-        rasa_text = reply.get("id") if body.get("type") in ("button_reply", "list_reply") else None
+        rasa_text = _str(reply.get("id")) if body.get("type") in ("button_reply", "list_reply") else None
         rasa_text = rasa_text or UNSUPPORTED_TEXT  # e.g. a flow's nfm_reply: nothing the bot can read
     elif kind == "button":
-        payload = body.get("payload")
-        rasa_text = None if payload == WINDOW_REPLY_PAYLOAD else payload or body.get("text") or UNSUPPORTED_TEXT
+        payload = _str(body.get("payload"))
+        rasa_text = None if payload == WINDOW_REPLY_PAYLOAD else payload or _str(body.get("text")) or UNSUPPORTED_TEXT
     elif kind in MEDIA_TYPES:
         media = Media(
-            id=str(body["id"]),
-            mime_type=body.get("mime_type"),
-            sha256=body.get("sha256"),
-            filename=body.get("filename"),
-            caption=body.get("caption"),
+            id=_required(_str(body["id"], 100)),
+            mime_type=_str(body.get("mime_type"), 100),
+            sha256=_str(body.get("sha256")),
+            filename=_str(body.get("filename")),
+            caption=_str(body.get("caption")),
         )
         rasa_text = attachment_text(kind)
     elif kind in SHARED_TYPES:
@@ -176,7 +198,7 @@ def _message(raw: dict, contacts: list[dict], phone_number_id: str) -> InboundMe
         rasa_text = None
         if body.get("type") in ("user_changed_number", "customer_changed_number"):
             new_wa_id = body.get("wa_id") or body.get("new_wa_id")
-            new_wa_id = str(new_wa_id) if new_wa_id else None
+            new_wa_id = str(new_wa_id) if _is_phone(str(new_wa_id)) else None
     else:  # unsupported (131051), legacy unknown (130501), and types newer than this code
         codes = [e.get("code") for e in raw.get("errors") or [] if isinstance(e, dict)]
         logger.info("message %s of type %s cannot be read (errors %s)", wamid, kind, codes)
@@ -190,7 +212,7 @@ def _message(raw: dict, contacts: list[dict], phone_number_id: str) -> InboundMe
         timestamp=_timestamp(raw.get("timestamp")),
         rasa_text=rasa_text,
         raw=raw,
-        context_wamid=context.get("id") or None,
+        context_wamid=_str(context.get("id"), 200) or None,
         media=media,
         new_wa_id=new_wa_id,
     )
@@ -200,7 +222,7 @@ def _system_sender(raw: dict, system: dict) -> Sender:
     """The user as they were before the change (system messages carry no `contacts`)."""
     sent_from = raw.get("from")
     wa_id = sent_from if _is_phone(sent_from) else None
-    user_id = system.get("previous_user_id") or raw.get("from_user_id")
+    user_id = _str(system.get("previous_user_id"), 100) or _str(raw.get("from_user_id"), 100)
     if not wa_id and not user_id:
         raise ValueError("a system message without a sender")
     return Sender(wa_id=wa_id, user_id=user_id)
@@ -209,8 +231,8 @@ def _system_sender(raw: dict, system: dict) -> Sender:
 def _status(raw: dict) -> StatusUpdate:
     recipient = raw.get("recipient_id")
     wa_id = recipient if _is_phone(recipient) else None
-    user_id = raw.get("recipient_user_id") or (recipient if recipient and not _is_phone(recipient) else None)
-    errors = [e for e in raw.get("errors") or [] if isinstance(e, dict)]
+    user_id = _str(raw.get("recipient_user_id"), 100) or (None if _is_phone(recipient) else _str(recipient, 100))
+    errors = [e for e in _list(raw.get("errors")) if isinstance(e, dict)]
     error = errors[0] if errors else {}
     code = error.get("code")
     return StatusUpdate(
@@ -219,6 +241,6 @@ def _status(raw: dict) -> StatusUpdate:
         timestamp=_timestamp(raw.get("timestamp")),
         recipient=Sender(wa_id=wa_id, user_id=user_id),
         error_code=int(code) if code is not None else None,
-        error_title=error.get("title") or error.get("message"),
-        biz_opaque_callback_data=raw.get("biz_opaque_callback_data"),
+        error_title=_str(error.get("title")) or _str(error.get("message")),
+        biz_opaque_callback_data=_str(raw.get("biz_opaque_callback_data")),
     )

@@ -9,7 +9,7 @@ import time
 import requests
 from sqlalchemy import select
 
-from clinic import consent, scheduling
+from clinic import consent, crypto, scheduling
 from clinic.db import Database
 from clinic.models import AppointmentStatus, Contact, InboundStatus, Patient
 from clinic.models import InboundMessage as InboundRow
@@ -172,7 +172,8 @@ def test_attachments_and_unreadable_messages_get_a_polite_answer_in_the_patients
 
     db = Database(stack.database_url)
     [image, _] = inbound_rows(db, contact(db, wa_id=italian.phone).id)
-    assert image.media_path and (stack.media_dir / image.media_path).read_bytes().startswith(b"\xff\xd8")
+    assert image.media_path and crypto.read_file(stack.media_dir / image.media_path).startswith(b"\xff\xd8")
+    assert not (stack.media_dir / image.media_path).read_bytes().startswith(b"\xff\xd8")  # encrypted at rest
 
 
 def test_a_patient_known_only_by_user_id_is_answered_by_recipient(whatsapp, stack):

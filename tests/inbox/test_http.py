@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from clinic import consent, handoff
+from clinic import consent, crypto, handoff
 from clinic.models import AuditEntry, OutboundMessage, OutboundStatus, StaffEvent, StaffRole, TicketStatus
 from tests.inbox.conftest import PASSWORD, add_contact, add_nurse
 from tests.whatsapp_sandbox import wait_until
@@ -284,8 +284,7 @@ def test_attachments_are_served_to_signed_in_staff_only_from_the_media_dir(db, s
     add_nurse(db, "rossi")
     contact = add_contact(db, PATIENT)
     media_dir = tmp_path / "media"
-    (media_dir / "in").mkdir(parents=True)
-    (media_dir / "in" / "rash.jpg").write_bytes(b"\xff\xd8jpeg")
+    crypto.write_file(media_dir / "in" / "rash.jpg", b"\xff\xd8jpeg")  # as the channel stores it
     with db.transaction() as s:
         row = InboundMessage(wamid="w.img", contact_id=contact, phone_number_id="1", type="image",
                              payload={"image": {"mime_type": "image/jpeg"}}, media_id="m1", media_path="in/rash.jpg",

@@ -22,6 +22,7 @@ from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 from sqlalchemy import select
 
+from clinic import crypto
 from clinic.db import Database
 from clinic.models import Contact, InboundStatus, OutboundMessage, OutboundStatus, utcnow
 from clinic.models import InboundMessage as InboundRow
@@ -473,7 +474,9 @@ async def test_an_image_is_downloaded_stored_and_announced_to_the_bot(serve, gra
     [row] = server.inbound()
     assert row.media_id == "1003383421387256" and row.media_mime == "image/jpeg"
     assert row.media_path == f"{row.contact_id}/{row.id}.jpg"
-    assert (tmp_path / "media" / row.media_path).read_bytes() == graph.media["1003383421387256"][0]
+    stored = tmp_path / "media" / row.media_path
+    assert crypto.read_file(stored) == graph.media["1003383421387256"][0]
+    assert graph.media["1003383421387256"][0] not in stored.read_bytes()  # encrypted at rest
     [message] = bot.seen
     assert message.text == '/share_attachment{"media_type": "image"}'
     assert message.metadata["media"] == {"inbound_id": row.id, "path": row.media_path, "mime": "image/jpeg"}
