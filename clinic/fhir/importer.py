@@ -51,10 +51,13 @@ def _list(cell: str) -> list[str]:
     return [part.strip() for part in cell.split(";") if part.strip()]
 
 
+_NAMES = {Location: "location", Practitioner: "practitioner", Specialty: "specialty"}
+
+
 def _by_key(session: Session, model, key: str, line: int):
     found = session.scalars(select(model).where(model.key == key)).first()
     if found is None:
-        raise ImportProblem(f"line {line}: no {model.__tablename__[:-1].replace('_', ' ')} {key!r}")
+        raise ImportProblem(f"line {line}: no {_NAMES[model]} {key!r}")
     return found
 
 
