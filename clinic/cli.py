@@ -220,6 +220,12 @@ def cmd_kpi(args: argparse.Namespace) -> None:
 def cmd_outreach_run(args: argparse.Namespace) -> None:
     from clinic.outreach.__main__ import serve  # the worker's imports (HTTP client) only when asked for
 
+    if settings().outreach_metrics_port and not args.once:
+        from prometheus_client import start_http_server
+
+        from clinic import metrics
+
+        start_http_server(settings().outreach_metrics_port, registry=metrics.registry(database))
     serve(args.once)
 
 

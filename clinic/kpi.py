@@ -431,34 +431,40 @@ def bot_reply_latency(db: Database, filters: Filters) -> Durations:
     outbox − the message's arrival (the webhook storing it), if the bot answered before the patient wrote
     again. Messages the bot does not answer (during a nurse handoff) are left out.
     """
-    start, end = filters.window
     with db.reading() as session:
-        inbound = session.execute(
-            select(InboundMessage.contact_id, InboundMessage.received_at)
-            .where(InboundMessage.received_at >= start, InboundMessage.received_at < end,
-                   InboundMessage.rasa_text.isnot(None))
-            .order_by(InboundMessage.received_at)).all()
-        later = session.execute(
-            select(InboundMessage.contact_id, InboundMessage.received_at)
-            .where(InboundMessage.received_at >= end, InboundMessage.rasa_text.isnot(None))
-            .order_by(InboundMessage.received_at)).all()
-        replies = session.execute(
-            select(OutboundMessage.contact_id, OutboundMessage.created_at)
-            .where(OutboundMessage.source == "bot", OutboundMessage.created_at >= start)
-            .order_by(OutboundMessage.created_at)).all()
+        return Durations(tuple(reply_latencies(session, *filters.window)))
+
+
+def reply_latencies(session: Session, start: datetime, end: datetime) -> list[float]:
+    """Seconds from arrival to the bot's first reply, for messages received in [start, end) (see above)."""
+    inbound = session.execute(
+        select(InboundMessage.contact_id, InboundMessage.received_at)
+        .where(InboundMessage.received_at >= start, InboundMessage.received_at < end,
+               InboundMessage.rasa_text.isnot(None))
+        .order_by(InboundMessage.received_at)).all()
+    contacts = list({contact_id for contact_id, _ in inbound})
     arrivals: dict[int, list[datetime]] = defaultdict(list)
-    for contact_id, at in [*inbound, *later]:
-        arrivals[contact_id].append(at)
     bot: dict[int, list[datetime]] = defaultdict(list)
-    for contact_id, at in replies:
-        bot[contact_id].append(at)
+    for chunk in _chunks(contacts):
+        for contact_id, at in session.execute(
+            select(InboundMessage.contact_id, InboundMessage.received_at)
+            .where(InboundMessage.contact_id.in_(chunk), InboundMessage.received_at >= start,
+                   InboundMessage.rasa_text.isnot(None))
+            .order_by(InboundMessage.received_at)):
+            arrivals[contact_id].append(at)
+        for contact_id, at in session.execute(
+            select(OutboundMessage.contact_id, OutboundMessage.created_at)
+            .where(OutboundMessage.contact_id.in_(chunk), OutboundMessage.source == "bot",
+                   OutboundMessage.created_at >= start)
+            .order_by(OutboundMessage.created_at)):
+            bot[contact_id].append(at)
     seconds = []
     for contact_id, at in inbound:
-        following = [t for t in arrivals[contact_id] if t > at]
+        following = next((t for t in arrivals[contact_id] if t > at), None)
         reply = next((r for r in bot[contact_id] if r >= at), None)
-        if reply is not None and (not following or reply < following[0]):
+        if reply is not None and (following is None or reply < following):
             seconds.append((reply - at).total_seconds())
-    return Durations(tuple(seconds))
+    return seconds
 
 
 def fallback_rate(db: Database, filters: Filters) -> Rate | None:

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         "21:00-08:00", description="Clinic hours with no outreach messages (deferred to their end, not dropped)."
     )
     outreach_interval_seconds: float = Field(60, gt=0, description="Pause between the outreach worker's passes.")
+    outreach_metrics_port: int = Field(
+        0, ge=0, description="Port of the outreach worker's Prometheus /metrics (0: none; the inbox has /metrics)."
+    )
+    metrics_token: str = Field(
+        "", description="When set, /metrics answers only requests with `Authorization: Bearer <this>`."
+    )
 
     # Integration with the clinic's other systems (issue 9): FHIR API, calendar feeds, webhooks.
     fhir_host: str = Field("127.0.0.1", description="Address the FHIR API (and calendar feeds) listens on.")
