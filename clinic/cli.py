@@ -84,6 +84,12 @@ def cmd_seed(args: argparse.Namespace) -> None:
         f"demo clinic ready: {result.locations} locations, {result.practitioners} practitioners, "
         f"{result.patients} patients, {result.slots} slots"
     )
+    if args.history_weeks:
+        from clinic.demo import history
+
+        made = history.generate(database(), args.history_weeks, today=args.today)
+        print(f"demo history: {made.weeks} weeks, {made.appointments} appointments, {made.conversations} "
+              f"conversations, {made.tickets} handoffs" if made else "demo history: there is some already")
 
 
 def cmd_slots(args: argparse.Namespace) -> None:
@@ -264,6 +270,8 @@ def parser() -> argparse.ArgumentParser:
 
     seed_cmd = commands.add_parser("seed", help="load the demo clinic (idempotent) and generate slots")
     seed_cmd.add_argument("--today", type=_day, help="first day of generated slots (default: today)")
+    seed_cmd.add_argument("--history-weeks", type=int, default=0,
+                          help="also that many past weeks of synthetic history, for the KPI dashboard (once)")
     seed_cmd.set_defaults(run=cmd_seed)
 
     slots = commands.add_parser("slots", help="free slots for a specialty or practitioner")
