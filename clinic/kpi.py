@@ -393,15 +393,16 @@ def nurse_resolution(db: Database, filters: Filters) -> Durations:
 
 def window_expiries(db: Database, filters: Filters) -> int:
     """Free-form messages (bot, nurse, outreach) queued in the period that found the contact's 24-hour
-    window closed: held when queued (audit `message.outbound.queued` with status held) or refused by Meta
-    with 131047 (outbox row's error code).
+    window closed: held when queued (audit `message.outbound.queued` with status held), held still (also
+    those held when the client came to send them), or refused by Meta with 131047 (the row's error code).
     """
     with db.reading() as session:
         held = {e.subject for e in session.scalars(select(AuditEntry).where(
             AuditEntry.kind == "message.outbound.queued", *_between(AuditEntry.at, filters)))
             if (e.data or {}).get("status") == OutboundStatus.held.value}
         refused = {f"outbound:{i}" for i in session.scalars(select(OutboundMessage.id).where(
-            OutboundMessage.error_code == RE_ENGAGEMENT, *_between(OutboundMessage.created_at, filters)))}
+            (OutboundMessage.error_code == RE_ENGAGEMENT) | (OutboundMessage.status == OutboundStatus.held),
+            OutboundMessage.kind != "template", *_between(OutboundMessage.created_at, filters)))}
     return len(held | refused)
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pytest
 from sqlalchemy import text
 
 from clinic import kpi
 from clinic.kpi import Durations, Rate
-from clinic.models import OutboundMessage, OutboundStatus, utcnow
+from clinic.models import InboundMessage, OutboundMessage, OutboundStatus, utcnow
 from clinic.settings import settings
 from clinic.whatsapp.client import WhatsAppClient
 from clinic.whatsapp.types import GraphConfig
@@ -152,3 +152,13 @@ def test_trends_are_the_report_week_by_week(week_db):
     assert [first for first, _ in weekly] == [date(2027, 3, 1), date(2027, 3, 8)]
     assert weekly[0][1]["no_show_rate"].text == "40.0% (2/5)"
     assert weekly[1][1]["no_show_rate"].text == "n/a"
+
+
+def test_the_period_is_clinic_days_not_utc_days(any_db):
+    contact = _contact(any_db, "393339990010")
+    with any_db.transaction() as s:  # 23:30 UTC on 28 February is 00:30 on 1 March in Rome
+        moment = datetime(2027, 2, 28, 23, 30, tzinfo=timezone.utc)
+        s.add(InboundMessage(wamid="wamid.midnight", contact_id=contact, phone_number_id="1", type="text",
+                             payload={}, rasa_text="ciao", sent_at=moment, received_at=moment))
+    assert kpi.conversations_without_nurse(any_db, kpi.Filters(date(2027, 3, 1), date(2027, 3, 1))) == Rate(1, 1)
+    assert kpi.conversations_without_nurse(any_db, kpi.Filters(date(2027, 2, 28), date(2027, 2, 28))) == Rate(0, 0)
