@@ -1,4 +1,5 @@
-"""Production mode with demo secrets: every long-running process refuses to start and says why."""
+"""Production mode with demo secrets: every long-running process of the Procfile (but the sandbox, a
+development stand-in) refuses to start and says why."""
 
 import os
 import subprocess
@@ -14,6 +15,8 @@ PROCESSES = {
     "ingest": [sys.executable, "-m", "clinic.whatsapp.ingest", "--port", "0"],
     "inbox": [sys.executable, "-m", "clinic.inbox", "--port", "0"],
     "outreach": [str(BIN / "clinic"), "outreach", "run", "--once"],
+    "fhir": [sys.executable, "-m", "clinic.fhir"],
+    "hooks": [sys.executable, "-m", "clinic.hooks"],
     "actions": [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", "0"],
     "rasa channel": [str(BIN / "rasa"), "run", "--credentials", "credentials.yml", "--port", "0",
                      "--model", "no-such-model.tar.gz"],
