@@ -14,7 +14,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 run: $(VENV)/.installed
 	clinic db upgrade
-	clinic seed --history-weeks 6
+	clinic seed --history-weeks 8
 	RASA_MODEL=$$(clinic train) && export RASA_MODEL && eval "$$(clinic env)" && \
 	echo "Patient's phone (WhatsApp sandbox): http://localhost:5070/" && \
 	echo "Nurse inbox: http://localhost:$$INBOX_PORT/ (demo-nurse / demo-nurse-password)" && \
