@@ -24,6 +24,7 @@ from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from clinic import wording
 from clinic.db import Database
 from clinic.whatsapp import store
 from clinic.whatsapp.types import GraphConfig, WebhookBatch
@@ -38,12 +39,6 @@ PENDING_SIGNATURE_HEADER = "X-Clinic-Signature-256"
 MAX_PENDING_BODY_BYTES = 200_000
 MAX_PENDING_CONTACTS = 10_000
 FLOOD_SOURCE = "whatsapp:flood-limit"  # `source` of the one notice a flooding contact gets
-FLOOD_NOTICE = {
-    "it": "Abbiamo ricevuto molti messaggi in poco tempo: per qualche minuto non risponderemo ai nuovi. "
-          "Restano conservati e il personale può leggerli. In caso di emergenza chiami il 112.",
-    "en": "We have received many messages in a short time: for a few minutes we will not answer new ones. "
-          "They are kept and our staff can read them. In an emergency, call 112.",
-}
 
 
 @dataclass(frozen=True)
@@ -65,8 +60,10 @@ class Received:
 
 
 def flood_notices(stored: Iterable[store.Stored]) -> dict[int, list[dict]]:
-    """The outbox bodies of the notice each contact who just passed the flood limit gets (see `store`)."""
-    return {s.contact_id: [{"type": "text", "text": {"body": FLOOD_NOTICE.get(s.notice, FLOOD_NOTICE["en"])}}]
+    """The outbox bodies of the notice (`utter_flood_limit`) each contact who just passed the flood limit
+    gets (see `store`).
+    """
+    return {s.contact_id: [{"type": "text", "text": {"body": wording.say("utter_flood_limit", s.notice)}}]
             for s in stored if s.notice}
 
 

@@ -189,7 +189,8 @@ def upsert_contact(session: Session, sender: Sender) -> Contact:
         _merge(session, keep=by_wa, drop=by_user)
     contact = by_wa or by_user
     if contact is None:
-        contact = Contact(wa_id=sender.wa_id, user_id=sender.user_id, profile_name=sender.profile_name)
+        name = (sender.profile_name or "")[:200] or None
+        contact = Contact(wa_id=sender.wa_id, user_id=sender.user_id, profile_name=name)
         session.add(contact)
         session.flush()
         return contact

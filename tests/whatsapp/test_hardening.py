@@ -10,10 +10,12 @@ from sqlalchemy import select
 from clinic.models import InboundMessage as InboundRow
 from clinic.models import InboundStatus, OutboundMessage
 from clinic.settings import settings
-from clinic.whatsapp.receive import FLOOD_NOTICE, FLOOD_SOURCE
+from clinic.whatsapp.receive import FLOOD_SOURCE
+from clinic.wording import say
 from tests.whatsapp.test_channel import OTHER, PHONE, Bot, graph, serve, text_message  # noqa: F401 - fixtures
 
 LIMIT = 5
+NOTICE = say("utter_flood_limit", "it")
 
 
 def limit_floods(monkeypatch) -> None:
@@ -42,8 +44,8 @@ async def test_a_flooding_number_gets_one_notice_while_others_and_red_flags_are_
 
     assert bot.texts(PHONE) == [*flood[:LIMIT], "ho un forte dolore al petto"]  # the red flag still goes through
     assert bot.texts(OTHER) == ["Vorrei prenotare una visita"]  # the other patient was not held up
-    assert texts_to(graph, PHONE).count(FLOOD_NOTICE["it"]) == 1  # one notice, not one per message
-    assert FLOOD_NOTICE["it"] not in texts_to(graph, OTHER)
+    assert texts_to(graph, PHONE).count(NOTICE) == 1  # one notice, not one per message
+    assert NOTICE not in texts_to(graph, OTHER)
     rows = server.inbound()
     limited = [r for r in rows if r.status == InboundStatus.limited]
     assert [r.rasa_text for r in limited] == flood[LIMIT:]  # kept for the nurses, in order
