@@ -1,6 +1,7 @@
-"""Hostile webhooks (Hypothesis): well over a thousand bodies and headers against the real ingest
-process, and against the Rasa channel's webhook route mounted in a plain Sanic process. Whatever
-arrives: never a 5xx, the process stays up, and nothing is stored unless the signature is right.
+"""Hostile webhooks (Hypothesis): a thousand bodies and headers against the real ingest process, and a
+few hundred against the Rasa channel's routes mounted in a plain Sanic process (its webhook and the
+nudge route), plus hostile verification handshakes. Whatever arrives: never a 5xx, the process stays
+up, and nothing is stored unless the signature is right.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from clinic.db import Database
 from clinic.models import Contact
 from clinic.models import InboundMessage as InboundRow
-from clinic.whatsapp.webhook import sign
+from clinic.whatsapp.receive import PENDING_SIGNATURE_HEADER, sign_pending
+from clinic.whatsapp.webhook import SIGNATURE_HEADER, sign
 from tests.whatsapp_sandbox import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,29 +168,67 @@ extra_headers = st.dictionaries(st.sampled_from(["X-Forwarded-For", "Accept", "X
                                                  "Transfer-Encoding-Ignored", "User-Agent"]), header_text, max_size=3)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
-                                 HealthCheck.function_scoped_fixture])
-@given(body=bodies, signature=signatures, content_type=content_types, extra=extra_headers,
-       target=st.sampled_from(["ingest", "ingest", "ingest", "channel"]))
-def test_hostile_webhooks_never_get_a_5xx_nor_store_anything_without_the_signature(
-        targets, body, signature, content_type, extra, target):
-    server = targets[target]
+FUZZ = settings(deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.large_base_example, HealthCheck.function_scoped_fixture])
+
+
+def post_hostile(server: Target, url: str, body: bytes, signature: str | None, content_type: str | None,
+                 extra: dict, sign_as=lambda body: sign(SECRET, body), header: str = SIGNATURE_HEADER) -> int:
+    """POST one hostile request; asserts what must hold whatever it was, returns the status."""
     headers = dict(extra)
     if content_type:
         headers["Content-Type"] = content_type
     signed = signature == "valid"
     if signed:
-        headers["X-Hub-Signature-256"] = sign(SECRET, body)
+        headers[header] = sign_as(body)
     elif signature is not None:
-        headers["X-Hub-Signature-256"] = signature
+        headers[header] = signature
     before = None if signed else server.stored()
-    answer = server.http.post(server.url, data=body, headers=headers, timeout=30)
+    answer = server.http.post(url, data=body, headers=headers, timeout=30)
     assert answer.status_code < 500, (answer.status_code, answer.text[:200])
-    assert answer.status_code in ((200, 400, 413) if signed else (403, 413))
     assert server.process.poll() is None, server.log.read_text()[-3000:]
     if not signed:
-        assert server.stored() == before
+        assert answer.status_code in (403, 413)
+        assert server.stored() == before  # nothing stored, no contact created
+    return answer.status_code
+
+
+@settings(FUZZ, max_examples=EXAMPLES)
+@given(body=bodies, signature=signatures, content_type=content_types, extra=extra_headers)
+def test_the_ingest_never_answers_5xx_nor_stores_anything_without_the_signature(
+        targets, body, signature, content_type, extra):
+    server = targets["ingest"]
+    assert post_hostile(server, server.url, body, signature, content_type, extra) in (200, 400, 403, 413)
+
+
+@settings(FUZZ, max_examples=max(EXAMPLES // 3, 50))
+@given(body=bodies, signature=signatures, content_type=content_types, extra=extra_headers,
+       route=st.sampled_from(["webhook", "webhook", "pending"]))
+def test_the_rasa_channel_never_answers_5xx_nor_stores_anything_without_the_signature(
+        targets, body, signature, content_type, extra, route):
+    """The channel's webhook, and the ingest's nudge route (signed over `pending:` + body) beside it."""
+    server = targets["channel"]
+    if route == "webhook":
+        assert post_hostile(server, server.url, body, signature, content_type, extra) in (200, 400, 403, 413)
+    else:
+        url = server.url.removesuffix("webhook") + "pending"
+        status = post_hostile(server, url, body, signature, content_type, extra,
+                              sign_as=lambda raw: sign_pending(SECRET, raw), header=PENDING_SIGNATURE_HEADER)
+        assert status in (202, 400, 403, 413)
+
+
+@settings(FUZZ, max_examples=max(EXAMPLES // 5, 50))
+@given(query=st.dictionaries(st.sampled_from(["hub.mode", "hub.verify_token", "hub.challenge", "x"]),
+                             st.text(max_size=200), max_size=4),
+       target=st.sampled_from(["ingest", "channel"]))
+@example(query={"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "42"}, target="ingest")
+def test_the_verification_handshake_never_answers_5xx_and_echoes_only_for_the_right_token(targets, query, target):
+    server = targets[target]
+    answer = server.http.get(server.url, params=query, timeout=30)
+    right = (query.get("hub.mode") == "subscribe" and query.get("hub.verify_token") == VERIFY
+             and query.get("hub.challenge"))
+    assert answer.status_code == (200 if right else 403), answer.text[:200]
 
 
 def test_after_the_storm_both_still_take_a_real_message(targets):
