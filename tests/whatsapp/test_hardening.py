@@ -13,6 +13,7 @@ from clinic.settings import settings
 from clinic.whatsapp.receive import FLOOD_SOURCE
 from clinic.wording import say
 from tests.whatsapp.test_channel import OTHER, PHONE, Bot, graph, serve, text_message  # noqa: F401 - fixtures
+from tests.whatsapp.test_ingest import servers  # noqa: F401 - fixture
 
 LIMIT = 5
 NOTICE = say("utter_flood_limit", "it")
@@ -54,6 +55,19 @@ async def test_a_flooding_number_gets_one_notice_while_others_and_red_flags_are_
             == [FLOOD_SOURCE]
     assert "over 5 messages" in caplog.text
     assert "Bianchi" not in caplog.text and PHONE not in caplog.text
+
+
+async def test_through_the_ingest_too_the_flood_is_cut_and_told_once(servers, graph, monkeypatch):  # noqa: F811
+    limit_floods(monkeypatch)
+    bot = Bot()
+    rasa = await servers["rasa"](bot)
+    ingest = await servers["ingest"](rasa)
+    for n in range(1, 10):
+        assert (await ingest.post(text_message(f"wamid.INGESTFLOOD{n:03d}", f"ciao {n}")))[0] == 200
+    await ingest.ingest.idle()
+    await rasa.settled()
+    assert bot.texts(PHONE) == [f"ciao {n}" for n in range(1, LIMIT + 1)]
+    assert texts_to(graph, PHONE) == [NOTICE]  # queued by the ingest, sent by the channel's client
 
 
 async def test_an_oversized_webhook_is_refused_before_anything_is_stored(serve):  # noqa: F811
