@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from clinic import consent, crypto, handoff
 from clinic.models import AuditEntry, OutboundMessage, OutboundStatus, StaffEvent, StaffRole, TicketStatus
 from tests.inbox.conftest import PASSWORD, add_contact, add_nurse
 from tests.whatsapp_sandbox import wait_until
@@ -174,6 +173,8 @@ def test_a_reply_with_a_document_reaches_the_patient_with_its_name_and_caption(d
     document = received["request"]["document"]
     assert (document["filename"], document["caption"]) == ("preparazione.pdf", "Ecco il foglio per la preparazione")
     assert sandbox.http.get(f"{sandbox.base_url}/_sandbox/media/{document['id']}").content == leaflet
+    [kept] = (tmp_path / "media" / "outbound").rglob("*.pdf")  # the clinic's copy is encrypted at rest
+    assert b"preparation leaflet" not in kept.read_bytes() and crypto.read_file(kept) == leaflet
     entries = wait_until(lambda: [e for e in client.get(f"/api/tickets/{ticket.id}").json()["entries"]
                                   if e["status"] == "sent"], what="the document to show as sent")
     assert (entries[0]["kind"], entries[0]["media"], entries[0]["text"]) == (
