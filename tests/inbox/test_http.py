@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from clinic import consent, crypto, handoff
 from clinic.models import AuditEntry, OutboundMessage, OutboundStatus, StaffEvent, StaffRole, TicketStatus
 from tests.inbox.conftest import PASSWORD, add_contact, add_nurse
 from tests.whatsapp_sandbox import wait_until
