@@ -7,7 +7,7 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import core, db, guarded, language
-from clinic import consent, patients
+from clinic import consent, patients, rights
 
 
 def how(tracker: Tracker, what: str) -> str:
@@ -63,3 +63,19 @@ class ActionOptOut(Action):
         await core(consent.opt_out, db(), contact_id, how(tracker, "stop"))
         dispatcher.utter_message(response="utter_opt_out_confirmed")
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("consented", False)]
+
+
+class ActionRequestData(Action):
+    """A copy of one's data or erasure: recorded as a staff task (clinic.rights); staff approve it."""
+
+    def name(self) -> str:
+        return "action_request_data"
+
+    @guarded
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        kind = "erasure" if intent == "request_erasure" else "export"
+        contact_id = await core(patients.contact_id, db(), tracker.sender_id)
+        _, created = await core(rights.ask, db(), contact_id, kind)
+        dispatcher.utter_message(response="utter_data_request_received" if created else "utter_data_request_open")
+        return []

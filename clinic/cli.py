@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from tabulate import tabulate
 
-from clinic import audit, consent, crypto, kpi, migrate, model_cache, scheduling, staff
+from clinic import audit, consent, crypto, kpi, migrate, model_cache, rights, scheduling, staff
 from clinic.db import database
 from clinic.demo import seed
 from clinic.fhir.commands import register as register_integration
@@ -249,6 +249,49 @@ def cmd_crypto_rotate(args: argparse.Namespace) -> None:
                        f"they are: {', '.join(done.unreadable_files[:10])}")
 
 
+def _staff_id(username: str) -> int:
+    user = staff.by_username(database(), username)
+    if user is None:
+        raise CliError(f"no staff user {username!r}")
+    return user.id
+
+
+def _whatsapp_client():
+    from clinic.whatsapp.client import WhatsAppClient
+    from clinic.whatsapp.types import GraphConfig
+
+    return WhatsAppClient(database(), GraphConfig.from_settings(settings()))
+
+
+def cmd_rights_list(args: argparse.Namespace) -> None:
+    requests = rights.open_requests(database())
+    if not requests:
+        print("no open data requests")
+        return
+    print(tabulate([(r.id, r.kind, r.status, r.phone, _local(r.requested_at)) for r in requests],
+                   headers=["id", "kind", "status", "contact", "requested"]))
+
+
+def cmd_rights_approve(args: argparse.Namespace) -> None:
+    done = rights.approve(database(), _whatsapp_client(), args.id, _staff_id(args.by))
+    if done.status == "done":
+        print(f"data request {done.id} ({done.kind}) carried out")
+    else:
+        print(f"data request {done.id} ({done.kind}) approved: content erased; the Rasa history follows when Rasa "
+              "answers (the retention pass retries)")
+
+
+def cmd_rights_reject(args: argparse.Namespace) -> None:
+    done = rights.reject(database(), args.id, _staff_id(args.by))
+    print(f"data request {done.id} ({done.kind}) rejected")
+
+
+def cmd_retention_run(args: argparse.Namespace) -> None:
+    result = rights.retention_pass(database())
+    print(f"retention: {result.inbound} received and {result.outbound} sent messages emptied, {result.media} files "
+          f"removed, {result.histories} Rasa histories cleared, {result.erasures_finished} erasures finished")
+
+
 def cmd_privacy_publish(args: argparse.Namespace) -> None:
     texts = {"it": Path(args.it).read_text(encoding="utf-8"), "en": Path(args.en).read_text(encoding="utf-8")}
     consent.publish(database(), args.version, texts)
@@ -366,6 +409,22 @@ def parser() -> argparse.ArgumentParser:
 
     register_integration(commands, OneLineParser)  # fhir, hooks, ical, import
 
+    rights_cmd = commands.add_parser("rights", help="patients' requests for a copy of their data or erasure")
+    rights_commands = rights_cmd.add_subparsers(dest="rights_command", required=True, metavar="ACTION",
+                                                parser_class=OneLineParser)
+    rights_commands.add_parser("list", help="open requests, oldest first").set_defaults(run=cmd_rights_list)
+    for name, what, run in (("approve", "carry a request out (export sent, or content erased)", cmd_rights_approve),
+                            ("reject", "decline a request (nothing is changed)", cmd_rights_reject)):
+        decide = rights_commands.add_parser(name, help=what)
+        decide.add_argument("id", type=int, help="the request's id (see `clinic rights list`)")
+        decide.add_argument("--by", required=True, metavar="USERNAME", help="the staff member deciding")
+        decide.set_defaults(run=run)
+    retention = commands.add_parser("retention", help="remove message content older than MESSAGE_RETENTION_DAYS")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True, metavar="ACTION",
+                                                  parser_class=OneLineParser)
+    retention_commands.add_parser("run", help="one pass (the outreach worker also runs it daily)").set_defaults(
+        run=cmd_retention_run)
+
     train = commands.add_parser("train", help="train the Rasa model unless one for this data exists")
     train.set_defaults(run=cmd_train)
     commands.add_parser("env", help="every setting as a shell export (for `eval`)").set_defaults(run=cmd_env)
@@ -377,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.run(args)
     except (CliError, scheduling.SchedulingError, model_cache.TrainingFailed, staff.StaffError,
-            consent.ConsentError, OSError, ValueError) as error:
+            consent.ConsentError, rights.RightsError, OSError, ValueError) as error:
         print(f"clinic: error: {error}", file=sys.stderr)
         return 1
     except SQLAlchemyError as error:

@@ -227,6 +227,12 @@ def decide(db: Database, contact_id: int, granted: Iterable[str], how: str, now:
         return _state(session, contact_id, version)
 
 
+def withdraw_all_in(session: Session, contact_id: int, how: str, at: datetime) -> None:
+    """Every purpose withdrawn inside the caller's transaction (an approved erasure)."""
+    version = _current_version(session) or DEFAULT_NOTICE_VERSION
+    _write(session, contact_id, dict.fromkeys(PURPOSES, False), version, how, at)
+
+
 def opt_out(db: Database, contact_id: int, how: str, now: datetime | None = None) -> ConsentState:
     """STOP: every purpose withdrawn at once (recorded even if nothing was granted: the wish is on file)."""
     return decide(db, contact_id, (), how, now)

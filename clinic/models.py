@@ -276,6 +276,7 @@ class Contact(Base):
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     # When the contact last wrote: WhatsApp accepts free-form messages only within 24 h of it.
     last_inbound_at = Column(UTCDateTime)
+    history_cleared_before = Column(UTCDateTime)  # Rasa history older than this was cleared (retention)
 
     links = relationship("ContactPatient", back_populates="contact", cascade="all, delete-orphan")
 
@@ -480,6 +481,7 @@ class InboundMessage(Base):
     )
     attempts = Column(Integer, nullable=False, default=0)
     handled_at = Column(UTCDateTime)
+    erased_at = Column(UTCDateTime)  # content removed (erasure or retention): payload and text are gone
 
 
 class OutboundStatus(str, enum.Enum):
@@ -527,6 +529,7 @@ class OutboundMessage(Base):
     delivered_at = Column(UTCDateTime)
     read_at = Column(UTCDateTime)
     failed_at = Column(UTCDateTime)
+    erased_at = Column(UTCDateTime)  # content removed (erasure or retention): the body is gone
 
 
 # --- nurse handoff and staff (issue 5) ----------------------------------------------------------
@@ -789,3 +792,49 @@ class CalendarFeed(Base):
     location_id = Column(ForeignKey("locations.id", ondelete="CASCADE"))
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     revoked_at = Column(UTCDateTime)
+
+
+class DataRequestKind(str, enum.Enum):
+    export = "export"  # a copy of the contact's data (GDPR art. 15 and 20)
+    erasure = "erasure"  # message content, media and conversation history removed (art. 17)
+
+
+class DataRequestStatus(str, enum.Enum):
+    """pending → done | rejected; an approved erasure whose Rasa history could not be reached yet is
+    `approved` until the retention pass finishes it.
+    """
+
+    pending = "pending"
+    approved = "approved"
+    done = "done"
+    rejected = "rejected"
+
+
+_OPEN_REQUEST_SQL = "status IN ('pending', 'approved')"
+
+
+class DataRequest(Base):
+    """A patient's request about their data: a staff task until approved (and carried out) or rejected.
+    At most one open request of each kind per contact: asking twice is the same request.
+    """
+
+    __tablename__ = "data_requests"
+    __table_args__ = (
+        Index("uq_data_requests_open", "contact_id", "kind", unique=True,
+              sqlite_where=text(_OPEN_REQUEST_SQL), postgresql_where=text(_OPEN_REQUEST_SQL)),
+    )
+
+    id = Column(Integer, primary_key=True)
+    contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True)
+    kind = Column(Enum(DataRequestKind, name="data_request_kind", native_enum=False, length=20,
+                       create_constraint=True), nullable=False)
+    status = Column(Enum(DataRequestStatus, name="data_request_status", native_enum=False, length=20,
+                         create_constraint=True), nullable=False, default=DataRequestStatus.pending)
+    requested_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    decided_by_id = Column(ForeignKey("staff_users.id"))
+    decided_at = Column(UTCDateTime)
+    done_at = Column(UTCDateTime)
+    outbound_id = Column(ForeignKey("outbound_messages.id", ondelete="SET NULL"))  # the export document
+
+    contact = relationship(Contact)
+    decided_by = relationship(StaffUser)

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     outreach_quiet_hours: str = Field(
         "21:00-08:00", description="Clinic hours with no outreach messages (deferred to their end, not dropped)."
     )
+    message_retention_days: int = Field(
+        365, ge=0, description="Message content (texts, media, the Rasa conversation history) older than this is "
+        "removed by the retention pass; appointments, consents and the audit trail stay. 0: keep.",
+    )
     outreach_interval_seconds: float = Field(60, gt=0, description="Pause between the outreach worker's passes.")
     outreach_metrics_port: int = Field(
         0, ge=0, description="Port of the outreach worker's Prometheus /metrics (0: none; the inbox has /metrics)."

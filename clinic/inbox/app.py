@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from clinic import consent, crypto, handoff, staff, wording
 from clinic.db import Database, database
-from clinic.inbox import kpi_views
+from clinic.inbox import kpi_views, rights_views
 from clinic.inbox.alerts import Alerts
 from clinic.inbox.handback import resume_bot
 from clinic.models import Contact, InboundMessage, utcnow
@@ -543,5 +543,6 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
         return response.redirect("/canned", status=303)
 
     kpi_views.register(app, login_required=login_required, page=page, run=run, db=db_)
+    rights_views.register(app, login_required=login_required, page=page, message=message, run=run, db=db_)
 
     return app

@@ -2,7 +2,8 @@
 
 A loop: settle the reminders due, pause `OUTREACH_INTERVAL_SECONDS`, again; the sending client's
 delivery loop runs alongside and sends what the passes queue. `--once`: one pass, deliver what may
-go now, exit (for cron or a test). SIGTERM or Ctrl-C ends the worker cleanly: the pass in progress
+go now, exit (for cron or a test). Once a day (and at start) it also runs the retention pass of
+`clinic.rights`. SIGTERM or Ctrl-C ends the worker cleanly: the pass in progress
 finishes (each reminder is its own transaction), the delivery loop stops after its batch, exit 0.
 Several workers may run at once: each reminder is settled by exactly one of them (see
 `clinic.outreach.reminders`).
@@ -15,7 +16,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 
+from clinic import rights
 from clinic.db import database
 from clinic.outreach import reminders
 from clinic.settings import require_safe_to_start, settings
@@ -23,6 +26,7 @@ from clinic.whatsapp.client import WhatsAppClient
 from clinic.whatsapp.types import GraphConfig
 
 logger = logging.getLogger("clinic.outreach")
+RETENTION_EVERY = 24 * 3600  # seconds between retention passes (and at start)
 
 
 async def one_pass(client: WhatsAppClient) -> reminders.PassResult | None:
@@ -38,11 +42,23 @@ async def one_pass(client: WhatsAppClient) -> reminders.PassResult | None:
     return result
 
 
+async def retention(db) -> None:
+    """Message content past MESSAGE_RETENTION_DAYS goes, and erasures waiting for Rasa finish (counts only)."""
+    try:
+        result = await asyncio.to_thread(rights.retention_pass, db)
+    except Exception as error:  # noqa: BLE001 - the worker must survive; tomorrow's pass retries
+        logger.error("retention pass failed: %s", type(error).__name__)
+        return
+    logger.info("retention: %d received and %d sent messages emptied, %d files, %d Rasa histories, %d erasures "
+                "finished", result.inbound, result.outbound, result.media, result.histories, result.erasures_finished)
+
+
 async def run(once: bool) -> None:
     client = WhatsAppClient(database(), GraphConfig.from_settings(settings()))
     try:
         if once:
             await one_pass(client)
+            await retention(client.db)
             await client.deliver_due()
             return
         stop = asyncio.Event()
@@ -50,8 +66,12 @@ async def run(once: bool) -> None:
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         await client.start()
         logger.info("outreach worker started: a pass every %ss", settings().outreach_interval_seconds)
+        retained_at = -RETENTION_EVERY
         while not stop.is_set():
             await one_pass(client)
+            if time.monotonic() - retained_at >= RETENTION_EVERY:
+                await retention(client.db)
+                retained_at = time.monotonic()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings().outreach_interval_seconds)
         logger.info("outreach worker stopping: finishing the delivery in progress")

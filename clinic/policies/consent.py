@@ -33,6 +33,7 @@ ASK, RECORD, OPT_OUT = "action_ask_consent", "action_record_consent", "action_op
 OPEN_INTENTS = frozenset({
     "faq", "emergency", "change_language", "bot_challenge", "goodbye", "thank",
     "opt_out", "opt_in", "give_consent", "send_unsupported_message",
+    "request_data_copy", "request_erasure",  # data rights hold whatever was consented
 })
 PRIORITY = 7  # RulePolicy is 6: a privacy decision outranks any rule
 

@@ -7,7 +7,7 @@ value is encrypted with the newest key of ENCRYPTION_KEYS, every plaintext file 
 left, so a rerun after a failure is harmless. The downgrade decrypts it all again.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-11-26 09:30:00.000000
 """
 
@@ -21,7 +21,7 @@ from clinic import crypto
 from clinic.settings import settings
 
 revision = '0010'
-down_revision = '0006'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

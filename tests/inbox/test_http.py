@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from clinic import consent, crypto, handoff
+from clinic import consent, crypto, handoff, rights
 from clinic.models import AuditEntry, OutboundMessage, OutboundStatus, StaffEvent, StaffRole, TicketStatus
 from tests.inbox.conftest import PASSWORD, add_contact, add_nurse
 from tests.whatsapp_sandbox import wait_until
@@ -382,3 +382,26 @@ def test_the_conversation_says_what_the_patient_consented_to(db, start_inbox):
     assert "appointments, results (notice v1)" in pages[0]
     assert "declined or wrote STOP" in pages[1]
     assert "not asked yet" in pages[2]
+
+
+def test_data_requests_are_listed_for_staff_and_decided_by_an_admin(db, start_inbox, sandbox):
+    add_nurse(db, "rossi"), add_nurse(db, "dpo", StaffRole.admin)
+    contact = add_contact(db, PATIENT)
+    sandbox.open_window(PATIENT)
+    copy, _ = rights.ask(db, contact, "export")
+    erasure, _ = rights.ask(db, contact, "erasure")
+    inbox = start_inbox(**sandbox.env, RASA_URL="http://127.0.0.1:9")  # Rasa down: erasure waits for it
+    nurse = inbox.client("rossi")
+    listed = nurse.get("/requests").text
+    assert PATIENT in listed and "Copy of their data" in listed and "an admin decides" in listed
+    assert nurse.post(f"/requests/{copy.id}/approve").status_code == 403  # a nurse cannot send data out
+    admin = inbox.client("dpo")
+    assert admin.post(f"/requests/{copy.id}/approve").status_code == 303
+    assert admin.post(f"/requests/{copy.id}/reject").status_code == 409  # decided already
+    wait_until(lambda: any(r["request"].get("type") == "document" for r in sandbox.received(PATIENT)))
+    assert admin.post(f"/requests/{erasure.id}/approve").status_code == 303
+    assert [(r.kind, r.status) for r in rights.open_requests(db)] == [("erasure", "approved")]
+    assert "chat history being cleared" in admin.get("/requests").text
+    with db.reading() as s:
+        kinds = [e.kind for e in s.scalars(select(AuditEntry).where(AuditEntry.kind.like("rights.%")))]
+    assert kinds == ["rights.requested", "rights.requested", "rights.export_approved", "rights.erasure_approved"]
