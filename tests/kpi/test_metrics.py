@@ -34,7 +34,8 @@ def test_the_inbox_serves_clinic_figures(db, start_inbox, monkeypatch):  # noqa:
     handoff.open_ticket(db, normal, "request_human")
     now = datetime.now(timezone.utc)
     with db.transaction() as s:
-        s.add(_outbound(other, now, "bot", status=OutboundStatus.queued))
+        # due tomorrow, so the inbox's own sending client leaves it queued
+        s.add(_outbound(other, now + timedelta(days=1), "bot", status=OutboundStatus.queued))
         s.add(_outbound(other, now, "inbox:rossi", status=OutboundStatus.held))
         s.add(_outbound(other, now, "bot", status=OutboundStatus.failed, error_code=131026, failed_at=now))
     inbox = start_inbox(METRICS_TOKEN="scrape-me")
