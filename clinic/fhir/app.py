@@ -5,9 +5,10 @@ Its own process (`python -m clinic.fhir`), not mounted in the inbox: other syste
 keys from another network than nurses' browsers, it can be exposed, scaled and restarted on its own,
 and a slow EHR sync never holds up the inbox or the bot.
 
-- Authentication: `Authorization: Bearer <API key>` on everything under `/fhir` but `/fhir/metadata`
-  (the CapabilityStatement is public, as FHIR clients read it before they authenticate). 401 with
-  `WWW-Authenticate: Bearer` otherwise.
+- Authentication: `Authorization: Bearer <API key or access token>` on everything under `/fhir` but
+  `/fhir/metadata` (the CapabilityStatement is public, as FHIR clients read it before they
+  authenticate). 401 with `WWW-Authenticate: Bearer` otherwise. Access tokens come from
+  `POST /oauth2/token` (OAuth2 client credentials).
 - Every error is an OperationOutcome with the HTTP status (400, 401, 404, 405, 409, 415, 422, 500).
 - Database work runs in threads (`asyncio.to_thread`): the event loop never waits on a lock.
 - Logs carry the method, the resource type, ids and statuses, never bodies.
@@ -16,10 +17,12 @@ and a slow EHR sync never holds up the inbox or the bot.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import logging
 from typing import Any
+from urllib.parse import unquote
 
 from sanic import Sanic, response
 from sanic.exceptions import MethodNotSupported, NotFound, SanicException
@@ -138,6 +141,30 @@ def create_app(db: Database | None = None) -> Sanic:
         updated = await asyncio.to_thread(api.patch_appointment, db, ident, _json_body(request), actor)
         logger.info("fhir patch Appointment/%s by %s: %s", ident, actor, updated["status"])
         return fhir_response(updated)
+
+    @app.post("/oauth2/token")
+    async def token(request: Request) -> HTTPResponse:
+        """OAuth2 client credentials (RFC 6749 4.4): HTTP Basic or form client id and secret."""
+        form = request.form or {}
+        client_id, secret = form.get("client_id") or "", form.get("client_secret") or ""
+        scheme, _, encoded = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                pair = base64.b64decode(encoded.strip(), validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                pair = ":"
+            client_id, _, secret = (unquote(part) for part in pair.partition(":"))
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        if form.get("grant_type") != "client_credentials":
+            return response.json({"error": "unsupported_grant_type"}, status=400, headers=headers)
+        issued = await asyncio.to_thread(clients.issue_token, db, client_id, secret)
+        if issued is None:
+            logger.info("oauth2 token refused")
+            return response.json({"error": "invalid_client"}, status=401,
+                                 headers={**headers, "WWW-Authenticate": 'Basic realm="clinic-fhir"'})
+        access_token, lifetime = issued
+        return response.json({"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime},
+                             headers=headers)
 
     @app.get("/calendar/<token:str>")
     async def calendar(request: Request, token: str) -> HTTPResponse:

@@ -16,6 +16,7 @@ _WRITES = {"Appointment": [{"code": "create"}, {"code": "update"}, {"code": "pat
 
 
 def capability_statement(base_url: str) -> dict:
+    token_url = base_url.removesuffix("/fhir") + "/oauth2/token"
     kinds = api._kinds(datetime.now().astimezone())
     data = {
         "resourceType": "CapabilityStatement",
@@ -31,8 +32,12 @@ def capability_statement(base_url: str) -> dict:
             "mode": "server",
             "security": {
                 "cors": False,
-                "service": [{"text": "API key as a bearer token (Authorization: Bearer <key>)"}],
-                "description": "Per-system API keys from `clinic fhir add-client`.",
+                "extension": [{
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [{"url": "token", "valueUri": token_url}],
+                }],
+                "service": [{"text": "OAuth2 client credentials at the token URL, or the API key as a bearer token"}],
+                "description": "Per-system API keys from `clinic fhir add-client` (client id: its name).",
             },
             "resource": [
                 {

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
+import requests
 from fhir.resources.bundle import Bundle
 from fhir.resources.capabilitystatement import CapabilityStatement
 from sqlalchemy import select
@@ -278,3 +279,34 @@ def test_a_fhir_booking_and_a_chat_booking_racing_for_one_slot_leave_one_appoint
         with any_fhir.db.reading() as s:
             holders = s.scalars(select(Appointment).where(Appointment.slot_id == int(slot["id"]))).all()
         assert len(holders) == 1
+
+
+def test_oauth2_client_credentials_give_an_access_token_that_ends_with_the_client(fhir):
+    key = clients.add_client(fhir.db, "his")
+    token_url = f"{fhir.base}/oauth2/token"
+    refused = requests.post(token_url, data={"grant_type": "client_credentials"}, auth=("his", "clk_wrong"),
+                            timeout=30)
+    assert (refused.status_code, refused.json()) == (401, {"error": "invalid_client"})
+    wrong_grant = requests.post(token_url, data={"grant_type": "password"}, auth=("his", key), timeout=30)
+    assert wrong_grant.json() == {"error": "unsupported_grant_type"}
+
+    granted = requests.post(token_url, data={"grant_type": "client_credentials", "client_id": "his",
+                                             "client_secret": key}, timeout=30)
+    assert granted.status_code == 200 and granted.json()["token_type"] == "Bearer"
+    assert granted.json()["expires_in"] > 0
+    ehr = fhir.anonymous(granted.json()["access_token"])
+    patient_id, _ = _ids(fhir.db)
+    assert ehr.get(f"Patient/{patient_id}").status_code == 200
+    forged = fhir.anonymous(granted.json()["access_token"][:-4] + "0000")
+    _outcome(forged.get(f"Patient/{patient_id}"), 401, "login")
+    clients.revoke_client(fhir.db, "his")
+    _outcome(ehr.get(f"Patient/{patient_id}"), 401, "login")
+
+
+def test_an_access_token_expires(db):
+    key = clients.add_client(db, "lab.north")
+    token, lifetime = clients.issue_token(db, "lab.north", key, now=datetime.now().astimezone() - timedelta(hours=2))
+    assert lifetime < 2 * 3600
+    assert clients.authenticate(db, token) is None
+    fresh, _ = clients.issue_token(db, "lab.north", key)
+    assert clients.authenticate(db, fresh) == "fhir:lab.north"

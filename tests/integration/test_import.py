@@ -77,3 +77,44 @@ def test_a_bad_line_refuses_the_file_naming_the_line(demo_db, tmp_path, monkeypa
     assert "line 2" in capsys.readouterr().err
     database().dispose()
     database.cache_clear()
+
+
+BUNDLE = {
+    "resourceType": "Bundle", "type": "collection",
+    "entry": [
+        {"fullUrl": "urn:uuid:loc-1", "resource": {
+            "resourceType": "Location", "identifier": [{"value": "duomo"}], "name": "Sede Duomo",
+            "address": {"text": "Piazza Duomo 1, Milano"}, "telecom": [{"system": "phone", "value": "+39 02 1"}]}},
+        {"fullUrl": "urn:uuid:doc-1", "resource": {
+            "resourceType": "Practitioner", "identifier": [{"value": "neri"}],
+            "name": [{"family": "Neri", "given": ["Paolo"], "prefix": ["Dott."]}]}},
+        {"resource": {
+            "resourceType": "PractitionerRole", "practitioner": {"reference": "urn:uuid:doc-1"},
+            "location": [{"reference": "urn:uuid:loc-1"}],
+            "specialty": [{"coding": [{"system": "urn:clinic-assistant:specialty", "code": "cardiology"}]}],
+            "availableTime": [{"daysOfWeek": ["mon", "tue"], "availableStartTime": "09:00:00",
+                               "availableEndTime": "11:00:00",
+                               "extension": [{"url": "urn:clinic-assistant:slot-minutes", "valueInteger": 20}]}],
+            "notAvailable": [{"description": "congress", "during": {"start": "{away}", "end": "{away}"}}]}},
+    ],
+}
+
+
+def test_a_fhir_bundle_loads_practitioner_role_hours_and_absences(demo_db, tmp_path):
+    import json
+
+    away = (DEMO_TODAY + timedelta(days=8)).isoformat()
+    path = _write(tmp_path, "bundle.json", json.dumps(BUNDLE).replace("{away}", away))
+
+    summary = importer.load(demo_db, "bundle", path, today=DEMO_TODAY)
+
+    assert "slots:" in summary
+    with demo_db.reading() as s:
+        neri = s.scalars(select(Practitioner).where(Practitioner.key == "neri")).one()
+        assert ([sp.key for sp in neri.specialties], neri.location.key, neri.title) == (["cardiology"], "duomo",
+                                                                                       "Dott.")
+    local = [s.start_at.astimezone(settings().zone) for s in _neri_slots(demo_db)]
+    monday = sorted(t.strftime("%H:%M") for t in local if t.date() == DEMO_TODAY + timedelta(days=7))
+    assert monday == ["09:00", "09:20", "09:40", "10:00", "10:20", "10:40"]
+    assert not [t for t in local if t.date().isoformat() == away]
+    assert importer.load(demo_db, "bundle", path, today=DEMO_TODAY).endswith("slots: 0 added, 0 withdrawn")
