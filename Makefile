@@ -17,7 +17,7 @@ run: $(VENV)/.installed
 	clinic seed --history-weeks 8
 	RASA_MODEL=$$(clinic train) && export RASA_MODEL && eval "$$(clinic env)" && \
 	echo "Patient's phone (WhatsApp sandbox): http://localhost:5070/" && \
-	echo "Nurse inbox: http://localhost:$$INBOX_PORT/ (demo-nurse / demo-nurse-password)" && \
+	echo "Nurse inbox: http://localhost:$$INBOX_PORT/ (demo-nurse / demo-nurse-password; KPI dashboard: demo-admin / demo-admin-password)" && \
 	echo "WhatsApp webhook (ingest, the sandbox posts here): http://localhost:$$WHATSAPP_INGEST_PORT/webhooks/whatsapp/webhook" && \
 	echo "Rasa REST channel: http://localhost:5005/webhooks/rest/webhook" && \
 	honcho start -f Procfile

@@ -29,6 +29,8 @@ _N, _R, _P = 2**14, 8, 1
 MIN_PASSWORD = 10
 DEMO_USERNAME = "demo-nurse"
 DEMO_PASSWORD = "demo-nurse-password"
+DEMO_ADMIN_USERNAME = "demo-admin"  # sees the KPI dashboard in the demo
+DEMO_ADMIN_PASSWORD = "demo-admin-password"
 
 
 class StaffError(Exception):
@@ -257,14 +259,23 @@ def end_session(db: Database, token: str | None, now: datetime | None = None) ->
 
 def ensure_demo_nurse(db: Database) -> StaffView:
     """The demo account (`demo-nurse` / `demo-nurse-password`), only ever created in demo mode."""
+    return _ensure_demo(db, DEMO_USERNAME, DEMO_PASSWORD, "nurse")
+
+
+def ensure_demo_admin(db: Database) -> StaffView:
+    """The demo admin (`demo-admin` / `demo-admin-password`, for the KPI dashboard), in demo mode only."""
+    return _ensure_demo(db, DEMO_ADMIN_USERNAME, DEMO_ADMIN_PASSWORD, "admin")
+
+
+def _ensure_demo(db: Database, username: str, password: str, role: str) -> StaffView:
     if not settings().demo_mode:
-        raise StaffError("the demo nurse exists only in demo mode (DEMO_MODE=true)")
-    existing = by_username(db, DEMO_USERNAME)
+        raise StaffError(f"the demo account {username} exists only in demo mode (DEMO_MODE=true)")
+    existing = by_username(db, username)
     if existing is not None:
         return existing
     try:
-        return add_user(db, DEMO_USERNAME, DEMO_PASSWORD, "nurse")
+        return add_user(db, username, password, role)
     except StaffError:  # created meanwhile by another process
-        found = by_username(db, DEMO_USERNAME)
+        found = by_username(db, username)
         assert found is not None
         return found

@@ -165,6 +165,7 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
             app_.ctx.db = database()
         if settings().demo_mode:
             await run(staff.ensure_demo_nurse, app_.ctx.db)
+            await run(staff.ensure_demo_admin, app_.ctx.db)  # sees the KPI dashboard
             await run(handoff.seed_canned, app_.ctx.db)
         # Created here, not at import: the client's loop must run on the server's event loop.
         app_.ctx.client = WhatsAppClient(app_.ctx.db, GraphConfig.from_settings(settings()))

@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from clinic import staff
 from clinic.models import StaffRole
 from tests.browser import needs_chromium
 from tests.inbox.conftest import PASSWORD, add_nurse, start_inbox  # noqa: F401 - start_inbox is a fixture
@@ -82,3 +83,14 @@ def test_a_backwards_period_is_said_plainly(inbox):
     answer = admin.get("/kpi?from=2027-03-07&to=2027-03-01")
     assert answer.status_code == 400
     assert "The period ends before it begins." in answer.text
+
+
+def test_the_demo_admin_sees_the_dashboard_in_demo_mode(db, start_inbox):  # noqa: F811
+    build(db)
+    inbox = start_inbox(DEMO_MODE="true")
+    admin = inbox.client(staff.DEMO_ADMIN_USERNAME, staff.DEMO_ADMIN_PASSWORD)
+    answer = admin.get("/kpi?from=2027-03-01&to=2027-03-07")
+    assert answer.status_code == 200
+    assert "40.0% (2/5)" in answer.text
+    nurse = inbox.client(staff.DEMO_USERNAME, staff.DEMO_PASSWORD)
+    assert nurse.get("/kpi").status_code == 403
