@@ -85,15 +85,7 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def fhir(demo_db, tmp_path) -> Iterator[FhirServer]:
-    """The FHIR API over the demo clinic (SQLite)."""
-    server, process = start_fhir(demo_db, tmp_path / "fhir.log")
-    yield server
-    stop(process)
-
-
-@pytest.fixture
-def any_fhir(any_demo_db, tmp_path) -> Iterator[FhirServer]:
+def fhir(any_demo_db, tmp_path) -> Iterator[FhirServer]:
     """The FHIR API over the demo clinic, on SQLite and on PostgreSQL."""
     server, process = start_fhir(any_demo_db, tmp_path / "fhir.log")
     yield server

@@ -249,11 +249,11 @@ def test_moving_an_appointment_by_update_is_refused(fhir):
     assert ehr.get(f"Appointment/{booked['id']}").json()["slot"] == [{"reference": f"Slot/{first['id']}"}]
 
 
-def test_a_fhir_booking_and_a_chat_booking_racing_for_one_slot_leave_one_appointment(any_fhir):
+def test_a_fhir_booking_and_a_chat_booking_racing_for_one_slot_leave_one_appointment(fhir):
     """Over HTTP and through the core at the same moment, slot after slot: one wins every time."""
-    ehr = any_fhir.client()
-    patient_id, _ = _ids(any_fhir.db)
-    with any_fhir.db.reading() as s:
+    ehr = fhir.client()
+    patient_id, _ = _ids(fhir.db)
+    with fhir.db.reading() as s:
         other_patient = s.scalar(select(Patient.id).where(Patient.id != patient_id).order_by(Patient.id))
     for slot in _free_cardiology(ehr, 5):
         barrier = threading.Barrier(2)
@@ -263,7 +263,7 @@ def test_a_fhir_booking_and_a_chat_booking_racing_for_one_slot_leave_one_appoint
             return ehr.post("Appointment", _booking(slot_id, patient_id)).status_code
 
         def in_chat(slot_id=int(slot["id"]), barrier=barrier):
-            own = Database(any_fhir.db.url)
+            own = Database(fhir.db.url)
             try:
                 barrier.wait()
                 scheduling.book(own, patient_id=other_patient, slot_id=slot_id, actor="contact:393330000002")
@@ -276,7 +276,7 @@ def test_a_fhir_booking_and_a_chat_booking_racing_for_one_slot_leave_one_appoint
         with ThreadPoolExecutor(2) as pool:
             outcomes = sorted(map(str, [f.result() for f in [pool.submit(over_fhir), pool.submit(in_chat)]]))
         assert outcomes in (["201", "taken"], ["409", "booked"]), outcomes
-        with any_fhir.db.reading() as s:
+        with fhir.db.reading() as s:
             holders = s.scalars(select(Appointment).where(Appointment.slot_id == int(slot["id"]))).all()
         assert len(holders) == 1
 

@@ -9,6 +9,7 @@ import hmac
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -168,3 +169,33 @@ def test_the_worker_process_delivers(demo_db, hooked):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert [e["type"] for e in hooked.events()] == ["appointment.created"]
+
+
+def test_two_workers_at_once_send_each_event_once(any_demo_db, hooked):
+    """Claims are leased in the claiming transaction (row locks skipped on PostgreSQL, the write lock on
+    SQLite): concurrent workers split the due events instead of sending them twice.
+    """
+    import threading
+
+    from clinic.db import Database
+
+    slots = _slots(any_demo_db, 8)
+    for slot_id in slots:
+        _book(any_demo_db, slot_id)
+    barrier = threading.Barrier(2)
+
+    def worker() -> int:
+        own = Database(any_demo_db.url)
+        try:
+            barrier.wait()
+            return hooks.deliver_due(own, now=DEMO_NOW, limit=3) + hooks.deliver_due(own, now=DEMO_NOW, limit=3) \
+                + hooks.deliver_due(own, now=DEMO_NOW, limit=3)
+        finally:
+            own.dispose()
+
+    with ThreadPoolExecutor(2) as pool:
+        tried = sum(pool.map(lambda _: worker(), range(2)))
+
+    ids = [e["id"] for e in hooked.events()]
+    assert tried == len(ids) == len(set(ids)) == len(slots)
+    assert {r.status for r in _rows(any_demo_db)} == {HookStatus.delivered}
