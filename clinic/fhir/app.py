@@ -11,6 +11,8 @@ and a slow EHR sync never holds up the inbox or the bot.
   `POST /oauth2/token` (OAuth2 client credentials).
 - Every error is an OperationOutcome with the HTTP status (400, 401, 404, 405, 409, 415, 422, 500).
 - Database work runs in threads (`asyncio.to_thread`): the event loop never waits on a lock.
+- The clinic's edge rules (`clinic.web.harden`): security headers on every answer, 413 above
+  MAX_REQUEST_BYTES.
 - Logs carry the method, the resource type, ids and statuses, never bodies.
 """
 
@@ -35,9 +37,11 @@ from clinic.fhir import api, clients
 from clinic.fhir.capability import capability_statement
 from clinic.fhir.resources import outcome
 from clinic.settings import settings
+from clinic.web import harden
 
 logger = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
+MAX_REQUEST_BYTES = 256 * 1024  # an Appointment or a JSON Patch is a few kB
 _names = itertools.count()
 
 
@@ -66,6 +70,7 @@ def create_app(db: Database | None = None) -> Sanic:
     db = db or database()
     app = Sanic(f"clinic_fhir_{next(_names)}")
     app.config.FALLBACK_ERROR_FORMAT = "json"
+    harden(app, max_request_bytes=MAX_REQUEST_BYTES)
 
     def base_url() -> str:
         return settings().fhir_base_url.rstrip("/") + "/fhir"

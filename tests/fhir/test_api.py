@@ -191,6 +191,8 @@ def test_bad_bookings_get_operation_outcomes(fhir):
     answer = ehr.http.post(f"{ehr.base}/fhir/Appointment", data="<Appointment/>",
                            headers={"Content-Type": "application/xml"}, timeout=30)
     _outcome(answer, 415, "not-supported")
+    huge = ehr.post("Appointment", _booking(slot["id"], patient_id, comment="x" * 300_000))
+    assert huge.status_code == 413 and huge.headers["X-Content-Type-Options"] == "nosniff"
     assert ehr.get(f"Slot/{slot['id']}").json()["status"] == "free"
 
 
