@@ -227,9 +227,10 @@ def run_workers(env: dict, workers: int, folder: Path, py_spy: str | None) -> li
         for n, proc in enumerate(procs):
             if n in results:
                 continue
-            try:  # (wall, user + sys CPU so far): splits the CPU between planning and sending
+            try:  # (wall, user + sys CPU so far, RSS MB): splits CPU and memory between planning and sending
                 fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                samples[n].append((time.time(), (int(fields[11]) + int(fields[12])) / tick))
+                rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+                samples[n].append((time.time(), (int(fields[11]) + int(fields[12])) / tick, rss))
             except (OSError, IndexError, ValueError):
                 pass
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -283,8 +284,9 @@ def analyse(db: Database, messages: list[dict], rejected: list[dict], workers: l
     created = sorted(r.created_at.timestamp() for r in rows)
     planned_at = created[-1] if created else None
     for w in workers:  # CPU of each worker until the last reminder was queued (planning), and after
-        before = [cpu for at, cpu in w["cpu_samples"] if planned_at is not None and at <= planned_at]
-        w["cpu_planning"] = before[-1] if before else 0.0
+        before = [(cpu, rss) for at, cpu, rss in w["cpu_samples"] if planned_at is not None and at <= planned_at]
+        w["cpu_planning"] = before[-1][0] if before else 0.0
+        w["rss_mb_after_planning"] = round(before[-1][1], 1) if before else None
     started = min(w["started"] for w in workers)
     ended = max(w["ended"] for w in workers)
     planning_cpu = sum(w["cpu_planning"] for w in workers)
@@ -332,7 +334,7 @@ def analyse(db: Database, messages: list[dict], rejected: list[dict], workers: l
 def table(meta: dict, r: dict) -> str:
     d, ps = r["duplicates"], r["per_second"]
     cpu = " + ".join(f"{w['cpu_seconds']} s ({w['cpu_user']} user, {w['cpu_sys']} sys)" for w in r["workers"])
-    rss = " / ".join(f"{w['peak_rss_mb']} MB" for w in r["workers"])
+    rss = " / ".join(f"{w['peak_rss_mb']} MB (after planning: {w['rss_mb_after_planning']} MB)" for w in r["workers"])
     lines = [
         f"| measure | {meta['db']}, {meta['workers']} worker(s), {meta['reminders']} reminders |",
         "| --- | --- |",
