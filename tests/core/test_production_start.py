@@ -18,7 +18,8 @@ PROCESSES = {
     "fhir": [sys.executable, "-m", "clinic.fhir"],
     "hooks": [sys.executable, "-m", "clinic.hooks"],
     "actions": [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", "0"],
-    "rasa channel": [str(BIN / "rasa"), "run", "--credentials", "credentials.yml", "--port", "0",
+    # As the Procfile runs it (--enable-api: Rasa starts, and builds its channels, with or without a model).
+    "rasa channel": [str(BIN / "rasa"), "run", "--enable-api", "--credentials", "credentials.yml", "--port", "0",
                      "--model", "no-such-model.tar.gz"],
 }
 

@@ -69,9 +69,9 @@ def test_a_whole_conversation_leaves_no_patient_data_in_any_log(whatsapp_via_ing
     giovanni.says(SAID[1])
     patient = contact(db, wa_id=giovanni.phone)
     ticket = wait_until(lambda: handoff.open_ticket_for(db, patient.id), timeout=REPLY_SECONDS, what="a ticket")
-    add_nurse(db, "bianca")
+    add_nurse(db, "carla")  # not bianca: the handoff e2e test adds her to the same stack
     nurse = InboxClient(inbox)
-    assert nurse.login("bianca", PASSWORD).status_code == 303
+    assert nurse.login("carla", PASSWORD).status_code == 303
     assert nurse.get(f"/tickets/{ticket.id}").status_code == 200
     assert nurse.post(f"/tickets/{ticket.id}/claim").status_code == 303
     assert nurse.post(f"/tickets/{ticket.id}/reply", {"text": NURSE_SAYS}).status_code == 303
