@@ -3,7 +3,7 @@
 `ENCRYPTION_KEYS` holds one or more keys, newest first. The newest encrypts; every listed key
 decrypts, so rotating means putting a new key in front and keeping the old ones until
 `clinic crypto rotate` has re-encrypted what was stored under them. Without keys a public
-development key is used, which `check_production` refuses.
+development key is used, which production refuses (`clinic.settings.require_safe_to_start`).
 """
 
 from __future__ import annotations
