@@ -1,7 +1,7 @@
 """Benchmark the outreach worker: N due appointment reminders through the WhatsApp sandbox.
 
     .venv/bin/python bench/outreach.py [--reminders 10000] [--workers 1] [--db sqlite|postgres]
-        [--rate 80] [--py-spy PATH] [--out /tmp/outreach-bench.json]
+        [--rate 80] [--loop] [--py-spy PATH] [--out /tmp/outreach-bench.json]
 
 Builds a throw-away clinic (SQLite file, or a fresh database on postgresql://postgres@127.0.0.1:5432/test):
 the demo clinic seeded on today's calendar, plus enough bench practitioners (every day 07:00-21:00,
@@ -20,6 +20,8 @@ OUTREACH_QUIET_HOURS="". The sandbox (`python -m clinic.sandbox`, Meta's limits:
 rate) is the Graph API; its status callbacks are switched off (they go to the ingest, not to the
 worker). K real worker processes (`clinic outreach run --once`) start together, each paced at
 `--rate / K` messages a second (the client's docstring: give each sending process a share).
+`--loop` runs the looping worker instead (`clinic outreach run`: its delivery loop sends while the
+pass is still settling reminders) and stops it with SIGTERM once every reminder was accepted.
 
 Measured: worker wall time, split into planning (start → last reminder queued in the outbox; with
 `--once` the pass settles every reminder before delivery starts) and sending (first → last
@@ -40,6 +42,7 @@ import math
 import os
 import random
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -47,6 +50,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as dtime
 from pathlib import Path
@@ -207,14 +211,23 @@ def stack_env(database_url: str, sandbox_port: int, rate: float) -> dict:
     }
 
 
-def run_workers(env: dict, workers: int, folder: Path, py_spy: str | None) -> list[dict]:
-    """Start K `clinic outreach run --once` together; wall time, CPU and peak RSS of each."""
+def all_sent(db: Database, expected: int) -> bool:
+    with db.reading() as session:
+        return session.scalar(select(func.count()).select_from(OutboundMessage).where(
+            OutboundMessage.source == SOURCE, OutboundMessage.sent_at.is_not(None))) >= expected
+
+
+def run_workers(env: dict, workers: int, folder: Path, py_spy: str | None, loop_until: Callable[[], bool] | None = None
+                ) -> list[dict]:
+    """Start K `clinic outreach run --once` together (or the looping worker, stopped by SIGTERM once
+    `loop_until()`); wall time, CPU and peak RSS of each.
+    """
     clinic = Path(sys.executable).parent / "clinic"
+    command = [str(clinic), "outreach", "run"] + ([] if loop_until else ["--once"])
     started, procs = time.time(), []
     for n in range(workers):
         log = (folder / f"worker{n + 1}.log").open("w")
-        procs.append(subprocess.Popen([str(clinic), "outreach", "run", "--once"], cwd=ROOT, env=env, stdout=log,
-                                      stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
     spy = None
     if py_spy:
         spy = subprocess.Popen([py_spy, "record", "--pid", str(procs[0].pid), "--format", "raw", "--rate", "50",
@@ -223,7 +236,14 @@ def run_workers(env: dict, workers: int, folder: Path, py_spy: str | None) -> li
     results: dict[int, dict] = {}
     samples: dict[int, list[tuple[float, float]]] = {n: [] for n in range(workers)}
     tick = os.sysconf("SC_CLK_TCK")
+    checked = 0.0
     while len(results) < workers:
+        if loop_until and time.monotonic() - checked > 1:
+            checked = time.monotonic()
+            if loop_until():
+                for proc in procs:
+                    proc.send_signal(signal.SIGTERM)
+                loop_until = None
         for n, proc in enumerate(procs):
             if n in results:
                 continue
@@ -336,7 +356,8 @@ def table(meta: dict, r: dict) -> str:
     cpu = " + ".join(f"{w['cpu_seconds']} s ({w['cpu_user']} user, {w['cpu_sys']} sys)" for w in r["workers"])
     rss = " / ".join(f"{w['peak_rss_mb']} MB (after planning: {w['rss_mb_after_planning']} MB)" for w in r["workers"])
     lines = [
-        f"| measure | {meta['db']}, {meta['workers']} worker(s), {meta['reminders']} reminders |",
+        f"| measure | {meta['db']}, {meta['workers']} worker(s){' (loop)' if meta['loop'] else ''}, "
+        f"{meta['reminders']} reminders |",
         "| --- | --- |",
         f"| load average before → after | {meta['load_before']} → {meta['load_after']} |",
         f"| reminders decided (sent / skipped) | {r['decisions'].get('sent', 0)} / "
@@ -390,6 +411,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--rate", type=float, default=80.0, help="the phone number's ceiling, shared by the workers")
+    parser.add_argument("--loop", action="store_true",
+                        help="the looping worker (`clinic outreach run`, delivery alongside the pass), SIGTERM when "
+                             "all is sent")
     parser.add_argument("--py-spy", help="path of a py-spy binary: profile worker 1 (collapsed stacks)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, database)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "outreach-bench.json")
@@ -411,10 +435,12 @@ def main() -> None:
         sandbox = f"http://127.0.0.1:{sandbox_port}"
         wait_up(f"{sandbox}/_sandbox/health", sandbox_proc)
         requests.put(f"{sandbox}/_sandbox/config", json={"statuses": []}, timeout=10).raise_for_status()
-        meta = {"db": args.db, "workers": args.workers, "reminders": args.reminders, "load_before": load_average(),
+        meta = {"db": args.db, "workers": args.workers, "loop": args.loop, "reminders": args.reminders,
+                "load_before": load_average(),
                 "clinic": clinic, "per_worker_rate": args.rate / args.workers, "folder": str(folder)}
         print(f"load before: {meta['load_before']}; starting {args.workers} worker(s)", flush=True)
-        workers = run_workers(env, args.workers, folder, args.py_spy)
+        loop_until = (lambda: all_sent(db, args.reminders)) if args.loop else None
+        workers = run_workers(env, args.workers, folder, args.py_spy, loop_until)
         meta["load_after"] = load_average()
         messages, rejected = sandbox_view(sandbox)
         result = analyse(db, messages, rejected, workers, args.rate)
