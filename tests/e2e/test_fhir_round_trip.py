@@ -1,5 +1,5 @@
-"""The round trip across systems: an EHR books over FHIR, the patient moves the visit on WhatsApp (the
-sandbox, the real Rasa stack), and the EHR sees the move, with the old slot free again.
+"""Integration (issue 9), the round trip across systems: an EHR books over FHIR, the patient moves the
+visit on WhatsApp (the sandbox, the real Rasa stack), and the EHR sees the move, the old slot free again.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ from datetime import date, datetime, timedelta, timezone
 from clinic.db import Database
 from clinic.outreach import reminders
 from clinic.patients import register_patient
-from tests.e2e.conftest import stack, whatsapp  # noqa: F401 - the real stack and the sandbox pointed at it
 from tests.e2e.test_whatsapp_booking import Chat, consents, options
 from tests.fhir.conftest import start_fhir, stop
 
-PHONE = "393471119900"
+PHONE = "393470009009"  # no other e2e test uses it (they share the stack)
 MONTHS = ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto", "settembre", "ottobre",
           "novembre", "dicembre")
 
 
-def test_an_ehr_booking_moved_by_the_patient_on_whatsapp_is_seen_by_the_ehr(whatsapp, stack, tmp_path):  # noqa: F811
+def test_an_ehr_booking_moved_by_the_patient_on_whatsapp_is_seen_by_the_ehr(whatsapp, stack, tmp_path):
     db = Database(stack.database_url)
     server, process = start_fhir(db, tmp_path / "fhir.log")
     try:
