@@ -36,7 +36,8 @@ from clinic.settings import settings
 
 logger = logging.getLogger(__name__)
 
-REASONS = ("request_human", "medical_question", "fallback", "attachment", "late_cancellation", "emergency")
+REASONS = ("request_human", "medical_question", "fallback", "attachment", "late_cancellation", "emergency",
+           "results_question", "identity_failed")
 PRIORITIES = ("normal", "urgent")
 WINDOW = timedelta(hours=24)
 OPEN = (TicketStatus.waiting, TicketStatus.claimed)

@@ -49,6 +49,7 @@ LIST_BUTTON_FALLBACK = "Menu"  # the same word in Italian and English; `custom["
 EMPTY_BODY = "👇"  # an interactive message needs a body; used only when the bot sent buttons without text
 ELLIPSIS = "…"
 LOCAL_PATH = "local_path"  # a media object's file on this machine: uploaded by the client, then replaced by `id`
+ENCRYPTED = "local_encrypted"  # with LOCAL_PATH: the file is clinic.crypto ciphertext, decrypted only in memory
 MEDIA_KINDS = ("image", "document", "video", "audio")
 
 MB = 1024 * 1024
@@ -317,10 +318,12 @@ def media_message(
     filename: str | None = None,
     caption: str | None = None,
     mime: str | None = None,
+    encrypted: bool = False,
 ) -> dict:
     """An image/document/video/audio message from exactly one of: a URL, a local file, an uploaded media id.
 
-    A local file stays a `local_path` in the outbox; the client uploads it just before sending.
+    A local file stays a `local_path` in the outbox; the client uploads it just before sending
+    (`encrypted`: the file is stored encrypted, e.g. a lab report, and is decrypted for the upload).
     """
     if kind not in MEDIA_KINDS:
         raise ValueError(f"unsupported media kind {kind!r}")
@@ -331,6 +334,8 @@ def media_message(
         media["link"] = link
     elif path:
         media[LOCAL_PATH] = path
+        if encrypted:
+            media[ENCRYPTED] = True
         if mime:
             media["mime_type"] = mime
         filename = filename or os.path.basename(path)
@@ -379,7 +384,9 @@ def template_message(
 
 
 def _attachment(attachment: Any) -> list[dict]:
-    """Rasa's `attachment`: a URL or local path (a document), or a dict with type, path/url/id, filename, caption."""
+    """Rasa's `attachment`: a URL or local path (a document), or a dict with type, path/url/id, filename,
+    caption, mime and `encrypted` (the local file is clinic.crypto ciphertext).
+    """
     if not attachment:
         return []
     if isinstance(attachment, str):
@@ -396,6 +403,7 @@ def _attachment(attachment: Any) -> list[dict]:
                     filename=attachment.get("filename"),
                     caption=attachment.get("caption"),
                     mime=attachment.get("mime") or attachment.get("mime_type"),
+                    encrypted=bool(attachment.get("encrypted")) and bool(attachment.get("path")),
                 )
             ]
     logger.warning("attachment of an unsupported shape dropped (%s)", type(attachment).__name__)
