@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from clinic import audit, crypto, identity
 from clinic.db import Database
-from clinic.models import LabResult, Patient, ResultDelivery, ResultLink, ResultStatus, utcnow
+from clinic.models import ContactPatient, LabResult, Patient, ResultDelivery, ResultLink, ResultStatus, utcnow
 from clinic.settings import settings
 
 logger = logging.getLogger(__name__)
@@ -306,6 +306,8 @@ class Redemption:
     verdict: identity.Verdict | None = None
     pdf: bytes | None = None
     filename: str | None = None
+    contact_id: int | None = None  # whom the link was sent to (for a handoff after a lockout)
+    result_id: int | None = None
 
 
 def redeem(db: Database, token: str, answer: date, now: datetime | None = None) -> Redemption:
@@ -329,11 +331,21 @@ def redeem(db: Database, token: str, answer: date, now: datetime | None = None) 
         if state is not LinkState.open:  # redeemed meanwhile by a second click
             return Redemption(state)
         verdict = identity.check_in(session, link.contact_id, view.patient_id, answer, method="link", now=now)
+        contact_id = link.contact_id
         if verdict.outcome is identity.Outcome.locked:
             link.revoked_at = now
-            return Redemption(LinkState.used, verdict)
+            return Redemption(LinkState.used, verdict, contact_id=contact_id, result_id=result_id)
         if verdict.outcome is identity.Outcome.failed:
-            return Redemption(LinkState.open, verdict)
+            return Redemption(LinkState.open, verdict, contact_id=contact_id, result_id=result_id)
         link.used_at = now
-        _delivered(session, session.get(LabResult, result_id), link.contact_id, ResultDelivery.link, now)
-    return Redemption(LinkState.used, verdict, pdf, view.filename)
+        _delivered(session, session.get(LabResult, result_id), contact_id, ResultDelivery.link, now)
+    return Redemption(LinkState.used, verdict, pdf, view.filename, contact_id, result_id)
+
+
+def for_contact(db: Database, result_id: int, contact_id: int) -> ResultView | None:
+    """The result if its patient is linked to the contact (what a nurse on that contact's ticket may open)."""
+    with db.reading() as session:
+        row = session.get(LabResult, result_id)
+        if row is None or session.get(ContactPatient, (contact_id, row.patient_id)) is None:
+            return None
+        return _view(row)
