@@ -162,3 +162,44 @@ def test_a_newer_link_revokes_the_older_one_and_a_lockout_revokes_the_link(demo_
         last = results.redeem(demo_db, new, date(1999, 9, 9), now=DEMO_NOW)
     assert last.verdict.outcome is identity.Outcome.locked and last.state is results.LinkState.used
     assert results.redeem(demo_db, new, GIOVANNI_BORN, now=DEMO_NOW).pdf is None
+
+
+def race(db, calls: list) -> list:
+    """Each call(db) on its own engine, released together (real concurrent transactions)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clinic.db import Database
+
+    barrier = threading.Barrier(len(calls))
+
+    def attempt(call):
+        own = Database(db.url)
+        try:
+            barrier.wait()
+            return call(own)
+        finally:
+            own.dispose()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(attempt, calls))
+
+
+def test_concurrent_wrong_dates_are_all_counted(any_demo_db):
+    contact = giovanni(any_demo_db)
+    verdicts = race(any_demo_db, [lambda db: identity.check(db, contact, GIOVANNI, date(2001, 1, 1), now=DEMO_NOW,
+                                                            rules=RULES)] * 8)
+    assert sorted(v.attempts_left for v in verdicts if v.outcome is identity.Outcome.failed) == [1, 2]
+    assert sum(v.outcome is identity.Outcome.locked for v in verdicts) == 6
+    assert identity.standing(any_demo_db, contact, DEMO_NOW).locked
+
+
+def test_a_link_clicked_twice_at_once_serves_the_report_once(any_demo_db):
+    contact = giovanni(any_demo_db)
+    view, _ = results.register(any_demo_db, GIOVANNI, "Emocromo", PDF, delivery="link")
+    identity.check(any_demo_db, contact, GIOVANNI, GIOVANNI_BORN, now=DEMO_NOW)
+    token, _ = results.issue_link(any_demo_db, view.id, contact, now=DEMO_NOW)
+    served = race(any_demo_db, [lambda db: results.redeem(db, token, GIOVANNI_BORN, now=DEMO_NOW)] * 6)
+    assert sum(r.pdf == PDF for r in served) == 1
+    delivered = [k for k, _ in kinds(any_demo_db, "result.delivered")]
+    assert delivered == ["result.delivered"]
