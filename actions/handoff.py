@@ -39,6 +39,18 @@ def last_bot_response(tracker: Tracker) -> str | None:
     return None
 
 
+def released_in_this_session(tracker: Tracker) -> bool:
+    """Whether reports were released since the conversation's session began (the slot naming the
+    last one is carried over into later sessions, where a request for a nurse is about something else).
+    """
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            return False
+        if event.get("event") == "action" and event.get("name") == "action_release_results":
+            return True
+    return False
+
+
 async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, summary: dict) -> list:
     """Open (or update) the contact's ticket, tell the patient when to expect a nurse, pause the bot."""
     contact_id = await core(patients.contact_id, db(), tracker.sender_id)
@@ -61,7 +73,7 @@ class ActionHandoff(Action):
         reason = REASON_BY_INTENT.get(intent) or REASON_BY_OFFER.get(last_bot_response(tracker), "request_human")
         summary = {"intent": intent, "slots": understood}
         delivered = tracker.get_slot("delivered_result_id")
-        if delivered:  # a question after a report was released: the nurse sees which one
+        if delivered and released_in_this_session(tracker):  # a question on a report: the nurse sees which one
             summary["result_id"] = int(delivered)
             if reason in ("request_human", "medical_question", "fallback"):
                 reason = "results_question"

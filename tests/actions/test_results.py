@@ -118,9 +118,21 @@ async def test_a_stranger_has_no_results(clinic_db, domain):
     assert responses(dispatcher) == ["utter_no_results_ready"]
 
 
+RELEASED = [{"event": "session_started"}, {"event": "action", "name": "action_release_results"},
+            {"event": "user", "text": "cosa vuol dire?"}]
+
+
 async def test_a_question_after_a_report_goes_to_a_nurse_with_the_report(clinic_db, domain):
     dispatcher = CollectingDispatcher()
     await ActionHandoff().run(dispatcher, tracker(GIOVANNI, slots={"delivered_result_id": "7"},
-                                                  intent="medical_question"), domain)
+                                                  intent="medical_question", events=RELEASED), domain)
     ticket = handoff.open_ticket_for(clinic_db, patients.contact_id(clinic_db, GIOVANNI))
     assert ticket.reason == "results_question" and ticket.summary["result_id"] == 7
+
+
+async def test_a_request_for_a_nurse_in_a_later_session_is_not_about_the_report(clinic_db, domain):
+    later = [*RELEASED, {"event": "session_started"}, {"event": "user", "text": "un infermiere"}]
+    await ActionHandoff().run(CollectingDispatcher(), tracker(GIOVANNI, slots={"delivered_result_id": "7"},
+                                                              intent="request_human", events=later), domain)
+    ticket = handoff.open_ticket_for(clinic_db, patients.contact_id(clinic_db, GIOVANNI))
+    assert ticket.reason == "request_human" and "result_id" not in ticket.summary
