@@ -9,6 +9,8 @@ development key is used, which `check_production` refuses.
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -17,7 +19,8 @@ from clinic.settings import settings
 # Public on purpose: development and tests only (`clinic.settings` refuses it in production).
 DEVELOPMENT_KEY = "Y2xpbmljLWRldmVsb3BtZW50LWtleS1ub3Qtc2VjISE="
 
-__all__ = ["InvalidToken", "decrypt", "decrypt_text", "encrypt", "encrypt_text", "new_key", "reencrypt"]
+__all__ = ["InvalidToken", "decrypt", "decrypt_text", "encrypt", "encrypt_text", "new_key", "read_file", "reencrypt",
+           "write_file"]
 
 
 def new_key() -> str:
@@ -63,3 +66,16 @@ def decrypt_text(token: str) -> str:
 def reencrypt(token: bytes) -> bytes:
     """The same plaintext under the newest key (for `clinic crypto rotate`)."""
     return _keys().rotate(token)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Store a file (a patient's photo, a nurse's attachment) encrypted, atomically: a reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(encrypt(data))
+    os.replace(partial, path)
+
+
+def read_file(path: Path) -> bytes:
+    """The plaintext of a file `write_file` stored (InvalidToken when no configured key made it)."""
+    return decrypt(path.read_bytes())

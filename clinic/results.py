@@ -131,11 +131,9 @@ def register(db: Database, patient_id: int, title: str, pdf: bytes, *, kind: str
     with db.reading() as session:
         if session.get(Patient, patient_id) is None:
             raise UnknownPatient(f"no patient {patient_id}")
-    folder = settings().results_dir
-    folder.mkdir(parents=True, exist_ok=True)
     file_name = f"{secrets.token_hex(16)}.pdf.enc"
-    path = folder / file_name
-    path.write_bytes(crypto.encrypt(pdf))
+    path = file_path(file_name)
+    crypto.write_file(path, pdf)
     at = now or utcnow()
     try:
         with db.transaction() as session:
@@ -203,7 +201,7 @@ def read_pdf(db: Database, result_id: int) -> bytes:
         if row is None:
             raise ResultError(f"no result {result_id}")
         file_name = row.file_name
-    return crypto.decrypt(file_path(file_name).read_bytes())
+    return crypto.read_file(file_path(file_name))
 
 
 # --- release ------------------------------------------------------------------------------------

@@ -50,11 +50,11 @@ import aiohttp
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased
 
-from clinic import audit
+from clinic import audit, crypto
 from clinic.db import Database
 from clinic.models import Contact, OutboundMessage, OutboundStatus, utcnow
 from clinic.whatsapp.errors import PAIR_RATE_LIMIT, RE_ENGAGEMENT, Action, GraphError, classify
-from clinic.whatsapp.outbound import ENCRYPTED, LOCAL_PATH, MEDIA_KINDS, template_message
+from clinic.whatsapp.outbound import LOCAL_ENCRYPTED, LOCAL_PATH, MEDIA_KINDS, template_message
 from clinic.whatsapp.types import WINDOW_REPLY_PAYLOAD, GraphConfig, StatusUpdate
 
 logger = logging.getLogger(__name__)
@@ -682,18 +682,11 @@ class WhatsAppClient:
         if not isinstance(media, dict) or LOCAL_PATH not in media:
             return
         path = Path(media[LOCAL_PATH])
-        data = await asyncio.to_thread(path.read_bytes)
-        if media.get(ENCRYPTED):
-            from clinic import crypto  # reads settings (keys): not at import
-
-            try:
-                data = crypto.decrypt(data)
-            except crypto.InvalidToken:
-                raise OSError("media file not decryptable with the configured keys") from None
+        data = await asyncio.to_thread(crypto.read_file if media.get(LOCAL_ENCRYPTED) else Path.read_bytes, path)
         mime = media.get("mime_type") or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         filename = media.get("filename") or path.name
         media_id = await self.upload_media(data, mime, filename)
-        uploaded = {k: v for k, v in media.items() if k not in (LOCAL_PATH, ENCRYPTED, "mime_type")}
+        uploaded = {k: v for k, v in media.items() if k not in (LOCAL_PATH, LOCAL_ENCRYPTED, "mime_type")}
         uploaded["id"] = media_id
         job.body = {**job.body, kind: uploaded}
         await asyncio.to_thread(self._store_body, job.id, job.body)

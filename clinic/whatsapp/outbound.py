@@ -49,7 +49,7 @@ LIST_BUTTON_FALLBACK = "Menu"  # the same word in Italian and English; `custom["
 EMPTY_BODY = "👇"  # an interactive message needs a body; used only when the bot sent buttons without text
 ELLIPSIS = "…"
 LOCAL_PATH = "local_path"  # a media object's file on this machine: uploaded by the client, then replaced by `id`
-ENCRYPTED = "local_encrypted"  # with LOCAL_PATH: the file is clinic.crypto ciphertext, decrypted only in memory
+LOCAL_ENCRYPTED = "local_encrypted"  # true: that file was stored with `clinic.crypto.write_file`
 MEDIA_KINDS = ("image", "document", "video", "audio")
 
 MB = 1024 * 1024
@@ -322,8 +322,8 @@ def media_message(
 ) -> dict:
     """An image/document/video/audio message from exactly one of: a URL, a local file, an uploaded media id.
 
-    A local file stays a `local_path` in the outbox; the client uploads it just before sending
-    (`encrypted`: the file is stored encrypted, e.g. a lab report, and is decrypted for the upload).
+    A local file stays a `local_path` in the outbox; the client uploads it just before sending,
+    decrypted first when `encrypted` (files the clinic keeps: nurses' attachments, results).
     """
     if kind not in MEDIA_KINDS:
         raise ValueError(f"unsupported media kind {kind!r}")
@@ -335,7 +335,7 @@ def media_message(
     elif path:
         media[LOCAL_PATH] = path
         if encrypted:
-            media[ENCRYPTED] = True
+            media[LOCAL_ENCRYPTED] = True
         if mime:
             media["mime_type"] = mime
         filename = filename or os.path.basename(path)
@@ -384,9 +384,7 @@ def template_message(
 
 
 def _attachment(attachment: Any) -> list[dict]:
-    """Rasa's `attachment`: a URL or local path (a document), or a dict with type, path/url/id, filename,
-    caption, mime and `encrypted` (the local file is clinic.crypto ciphertext).
-    """
+    """Rasa's `attachment`: a URL or local path (a document), or a dict with type, path/url/id, filename, caption."""
     if not attachment:
         return []
     if isinstance(attachment, str):
@@ -403,7 +401,7 @@ def _attachment(attachment: Any) -> list[dict]:
                     filename=attachment.get("filename"),
                     caption=attachment.get("caption"),
                     mime=attachment.get("mime") or attachment.get("mime_type"),
-                    encrypted=bool(attachment.get("encrypted")) and bool(attachment.get("path")),
+                    encrypted=bool(attachment.get("encrypted")),
                 )
             ]
     logger.warning("attachment of an unsupported shape dropped (%s)", type(attachment).__name__)
