@@ -663,6 +663,98 @@ class StaffEvent(Base):
     at = Column(UTCDateTime, nullable=False, default=utcnow)
 
 
+# --- lab results and identity checks (issues 6.5 and 7.3) --------------------------------------
+
+
+class ResultDelivery(str, enum.Enum):
+    """How a released report reaches the patient: a WhatsApp document, or a single-use link."""
+
+    document = "document"
+    link = "link"
+
+
+class ResultStatus(str, enum.Enum):
+    """ready (registered, not yet released) → delivered (document handed over, or link redeemed)."""
+
+    ready = "ready"
+    delivered = "delivered"
+
+
+class LabResult(Base):
+    """A report registered by staff (CLI) or a lab system (HTTP): its PDF is a Fernet-encrypted file
+    under RESULTS_DIR (`file_name`), never a database column, never plain on disk.
+
+    `(source, external_id)` is unique, so a lab system that posts the same report twice gets the
+    first row back. `notified_*` is the outreach job's decision about the results-ready template.
+    """
+
+    __tablename__ = "lab_results"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index("ix_lab_results_patient_status", "patient_id", "status"),
+        Index("ix_lab_results_unnotified", "notified_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    patient_id = Column(ForeignKey("patients.id", ondelete="CASCADE"), nullable=False)
+    title = Column(String(200), nullable=False)
+    kind = Column(String(50), nullable=False, default="")  # e.g. blood_tests
+    file_name = Column(String(100), nullable=False)  # relative to RESULTS_DIR
+    size = Column(Integer, nullable=False)  # plaintext bytes
+    sha256 = Column(String(64), nullable=False)  # of the plaintext PDF
+    delivery = Column(
+        Enum(ResultDelivery, name="result_delivery", native_enum=False, length=10, create_constraint=True),
+        nullable=False,
+    )
+    status = Column(
+        Enum(ResultStatus, name="result_status", native_enum=False, length=20, create_constraint=True),
+        nullable=False,
+        default=ResultStatus.ready,
+    )
+    source = Column(String(50), nullable=False)  # "cli", "lab:api"
+    external_id = Column(String(100))  # the lab system's own id
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    notified_at = Column(UTCDateTime)  # the outreach job decided (sent or skipped)
+    notify_reason = Column(String(30))  # None: sent; no_consent, no_contact
+    notify_outbound_id = Column(ForeignKey("outbound_messages.id", ondelete="SET NULL"))
+    delivered_at = Column(UTCDateTime)
+    delivered_contact_id = Column(ForeignKey("contacts.id", ondelete="SET NULL"))
+
+    patient = relationship(Patient)
+
+
+class ResultLink(Base):
+    """A single-use, expiring download link for one result, issued to one contact. Only the SHA-256
+    of the token is stored: the database alone opens no report.
+    """
+
+    __tablename__ = "result_links"
+
+    token_hash = Column(String(64), primary_key=True)
+    result_id = Column(ForeignKey("lab_results.id", ondelete="CASCADE"), nullable=False, index=True)
+    contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    expires_at = Column(UTCDateTime, nullable=False)
+    used_at = Column(UTCDateTime)  # redeemed: the file was served
+    revoked_at = Column(UTCDateTime)  # a newer link, or the identity check locked
+
+
+class IdentityCheck(Base):
+    """Date-of-birth checks of one contact (one conversation): failures counted since
+    `first_failed_at`, refused until `locked_until`; a pass holds for one patient until `verified_until`.
+    """
+
+    __tablename__ = "identity_checks"
+
+    contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    failures = Column(Integer, nullable=False, default=0)
+    first_failed_at = Column(UTCDateTime)
+    locked_until = Column(UTCDateTime)
+    verified_patient_id = Column(ForeignKey("patients.id", ondelete="CASCADE"))
+    verified_until = Column(UTCDateTime)
+    updated_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
 # --- audit trail (issue 7) ------------------------------------------------------------------------
 
 

@@ -132,6 +132,28 @@ class Settings(BaseSettings):
     def webhook_url_list(self) -> list[str]:
         return [url.strip() for url in self.webhook_urls.split(",") if url.strip()]
 
+    # Lab results (issue 6.5) and the identity check before health data (issue 7.3).
+    results_dir: Path = Field(PROJECT_ROOT / "var" / "results", description="Where result PDFs are kept, encrypted.")
+    results_max_mb: float = Field(20, gt=0, le=100, description="Largest result PDF accepted (WhatsApp takes 100 MB).")
+    results_delivery: str = Field(
+        "link", regex="^(document|link)$", description="How a report is released after the identity check: "
+        "`document` (a WhatsApp document) or `link` (a single-use expiring download page that asks the date of "
+        "birth again). The default for new results; the CLI and the lab endpoint may set it per result.",
+    )
+    results_link_minutes: int = Field(60, ge=1, description="A download link expires this long after it is sent.")
+    results_link_base_url: str = Field(
+        "http://localhost:5080", description="Public address of the inbox app, which serves the download page /r/…"
+    )
+    results_template: str = Field("results_ready", description="Approved utility template: your results are ready.")
+    lab_api_key: str = Field(
+        "", description="Bearer key of the lab endpoint POST /api/lab/results on the inbox app; empty: off (secret)."
+    )
+    identity_max_attempts: int = Field(3, ge=1, description="Wrong dates of birth before the lockout and a handoff.")
+    identity_lockout_minutes: int = Field(30, ge=1, description="Window for counting failures, and lockout length.")
+    identity_verification_minutes: int = Field(
+        15, ge=1, description="A passed date-of-birth check holds this long for that conversation and patient."
+    )
+
     @validator("reminder_offsets_hours")
     def _offsets(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls
         hours = [int(part) for part in value.split(",") if part.strip()]

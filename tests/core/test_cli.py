@@ -84,3 +84,31 @@ def test_an_unreachable_database_is_one_line_too():
     assert result.returncode == 1
     assert result.stderr.startswith("clinic: database error: OperationalError")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_staff_register_a_report_and_list_it(seeded_url, tmp_path):
+    report = tmp_path / "emocromo.pdf"
+    report.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    env_dir = str(tmp_path / "results")
+
+    def results_cli(*args):
+        env = {**os.environ, "DATABASE_URL": seeded_url, "RESULTS_DIR": env_dir}
+        return subprocess.run([CLINIC, "results", *args], env=env, capture_output=True, text=True, timeout=120)
+
+    added = results_cli("add", "--patient", "1", "--file", str(report), "--title", "Emocromo", "--delivery",
+                        "document", "--external-id", "LAB-9")
+    assert added.returncode == 0, added.stderr
+    assert "registered for patient 1 (document)" in added.stdout
+    assert "already registered" in results_cli("add", "--patient", "1", "--file", str(report), "--title", "Emocromo",
+                                               "--external-id", "LAB-9").stdout
+    assert len(list((tmp_path / "results").iterdir())) == 1
+    listing = results_cli("list", "--patient", "1").stdout.splitlines()
+    assert listing[0].split()[:6] == ["id", "patient", "title", "kind", "delivery", "status"]
+    assert "Emocromo" in listing[2] and "ready" in listing[2]
+    not_pdf = tmp_path / "photo.jpg"
+    not_pdf.write_bytes(b"\xff\xd8\xff")
+    refused = results_cli("add", "--patient", "1", "--file", str(not_pdf), "--title", "Emocromo")
+    assert refused.returncode == 1 and refused.stderr.strip() == \
+        "clinic: error: the file is not a PDF (it must start with %PDF-)"
+    assert results_cli("add", "--patient", "999", "--file", str(report), "--title", "X").stderr.strip() == \
+        "clinic: error: no patient 999"
