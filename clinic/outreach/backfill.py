@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
 from sqlalchemy import func, select
@@ -66,13 +67,17 @@ CANDIDATES = 20  # free slots looked at per entry and pass
 
 @dataclass(frozen=True)
 class Rules:
+    """How many patients are offered a slot at once, for how long, and when not to write."""
+
     batch_size: int
     offer_for: timedelta
+    quiet: tuple[time, time] | None
+    zone: ZoneInfo
 
     @classmethod
     def from_settings(cls) -> Rules:
         s = settings()
-        return cls(s.waitlist_batch_size, timedelta(minutes=s.waitlist_offer_minutes))
+        return cls(s.waitlist_batch_size, timedelta(minutes=s.waitlist_offer_minutes), s.quiet_hours, s.zone)
 
 
 @dataclass
@@ -89,8 +94,7 @@ def run_pass(db: Database, client: WhatsAppClient, now: datetime | None = None, 
     now = now or utcnow()
     rules = rules or Rules.from_settings()
     result = PassResult()
-    s = settings()
-    if is_quiet(now, s.quiet_hours, s.zone):
+    if is_quiet(now, rules.quiet, rules.zone):
         return result
     for offer_id in _open_offers(db):
         outcome = _guarded(close, db, client, offer_id, now)
