@@ -50,7 +50,8 @@ def offers(db) -> list[WaitlistOffer]:
 def offered_to(db) -> list[tuple[int, OfferStatus]]:
     """(patient id, status) of every offer, oldest first."""
     with db.reading() as session:
-        return [(o.entry.patient_id, o.status) for o in session.scalars(select(WaitlistOffer).order_by(WaitlistOffer.id))]
+        rows = session.scalars(select(WaitlistOffer).order_by(WaitlistOffer.id))
+        return [(o.entry.patient_id, o.status) for o in rows]
 
 
 def templates(db) -> list[tuple[int, str, list[str]]]:
