@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
@@ -102,7 +102,7 @@ def run_pass(db: Database, client: WhatsAppClient, now: datetime | None = None, 
             result.expired += 1
         elif outcome is OfferStatus.gone:
             result.gone += 1
-    for entry_id in _waiting_entries(db):
+    for entry_id in _waiting_entries(db, now.astimezone(rules.zone or settings().zone).date()):
         outcome = _guarded(offer_next, db, client, entry_id, now, rules)
         if outcome is True:
             result.offered += 1
@@ -127,12 +127,13 @@ def _open_offers(db: Database) -> list[int]:
                                     .order_by(WaitlistOffer.id)))
 
 
-def _waiting_entries(db: Database) -> list[int]:
-    """Active entries without an open offer, in joining order."""
+def _waiting_entries(db: Database, today: date) -> list[int]:
+    """Active entries still wanting a day from `today` on, without an open offer, in joining order."""
     with db.reading() as session:
         open_offer = select(WaitlistOffer.id).where(WaitlistOffer.entry_id == WaitlistEntry.id,
                                                     WaitlistOffer.status == OfferStatus.offered).exists()
-        return list(session.scalars(select(WaitlistEntry.id).where(WaitlistEntry.active.is_(True), ~open_offer)
+        return list(session.scalars(select(WaitlistEntry.id).where(WaitlistEntry.active.is_(True), ~open_offer,
+                                                                   WaitlistEntry.wanted_until >= today)
                                     .order_by(WaitlistEntry.created_at, WaitlistEntry.id)))
 
 
