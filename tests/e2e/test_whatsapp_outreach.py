@@ -85,7 +85,7 @@ async def test_a_patient_rates_a_completed_visit_and_adds_a_comment(whatsapp, st
     whatsapp.close_window(RATING)
 
     await deliver(db, whatsapp, followups.run_pass, visit.end_at, AT_ONCE)
-    [question] = chat.wait_for("visit_satisfaction")
+    [question] = [r for r in chat.wait_for("visit_satisfaction") if r["template"]["name"] == "visit_satisfaction"]
     four = [c["parameters"][0]["payload"] for c in question["template"]["components"] if c["type"] == "button"][3]
     assert four == followups.rating_payloads(visit.id)[3]
     received = {r["view"].get("template"): r for r in whatsapp.received(RATING)}
