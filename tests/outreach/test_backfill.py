@@ -191,3 +191,37 @@ def test_a_slot_is_never_offered_past_its_last_bookable_moment(any_demo_db, clie
     run_pass(any_demo_db, client, near, RULES)
     (offer,) = offers(any_demo_db)
     assert offer.expires_at == scheduling.latest_booking(freed_start)
+
+
+def test_workers_racing_make_each_offer_once_and_keep_the_batch_size(any_demo_db):
+    from clinic.whatsapp.client import WhatsAppClient
+    from tests.outreach.conftest import OFFLINE
+
+    visits = a_full_friday(any_demo_db)
+    for visit in visits[-3:]:
+        scheduling.cancel(any_demo_db, appointment_id=visit.id, reason="test", actor="staff:test", now=BOOKED_AT)
+    for patient in (GIOVANNI, CHIARA, EMILY, 3):
+        join(any_demo_db, patient)
+    barrier = threading.Barrier(4)
+
+    def worker(_) -> int:
+        own = Database(any_demo_db.url)  # its own engine and connections, like another process
+        try:
+            barrier.wait()
+            return run_pass(own, WhatsAppClient(own, OFFLINE), NOW, RULES).offered
+        finally:
+            own.dispose()
+
+    with ThreadPoolExecutor(4) as pool:
+        made = sum(pool.map(worker, range(4)))
+    assert made == len(offers(any_demo_db))
+    # a worker that found a slot filled meanwhile leaves that entry to the next pass
+    run_pass(any_demo_db, WhatsAppClient(any_demo_db, OFFLINE), NOW + timedelta(minutes=1), RULES)
+    rows = offers(any_demo_db)
+    assert sorted(r.entry_id for r in rows) == sorted({r.entry_id for r in rows}) and len(rows) == 4
+    per_slot = {}
+    for row in rows:
+        per_slot[row.slot_id] = per_slot.get(row.slot_id, 0) + 1
+    assert max(per_slot.values()) <= RULES.batch_size
+    assert len(templates(any_demo_db)) == 4
+    assert audit.verify(any_demo_db).ok

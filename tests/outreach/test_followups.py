@@ -165,3 +165,29 @@ def test_the_worker_pass_runs_every_job(any_demo_db, client):
 
     results = asyncio.run(one_pass(client))
     assert len(results) == 3 and all(r is not None for r in results)
+
+
+def test_workers_racing_send_each_after_visit_message_once(any_demo_db):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clinic.db import Database
+    from clinic.whatsapp.client import WhatsAppClient
+    from tests.outreach.conftest import OFFLINE
+
+    visits = [completed(any_demo_db, patient_id=p) for p in (GIOVANNI, EMILY, 2)]
+    now = max(v.end_at for v in visits) + timedelta(hours=4)
+    barrier = threading.Barrier(4)
+
+    def worker(_) -> int:
+        own = Database(any_demo_db.url)
+        try:
+            barrier.wait()
+            return run_pass(own, WhatsAppClient(own, OFFLINE), now, RULES).sent
+        finally:
+            own.dispose()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sum(pool.map(worker, range(4))) == 6
+    assert len(decisions(any_demo_db)) == len(sent(any_demo_db)) == 6
+    assert audit.verify(any_demo_db).ok
