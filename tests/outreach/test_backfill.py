@@ -225,3 +225,17 @@ def test_workers_racing_make_each_offer_once_and_keep_the_batch_size(any_demo_db
     assert max(per_slot.values()) <= RULES.batch_size
     assert len(templates(any_demo_db)) == 4
     assert audit.verify(any_demo_db).ok
+
+
+def test_after_stop_an_offer_that_has_gone_is_closed_without_a_message(any_demo_db, client):
+    free_one(any_demo_db, a_full_friday(any_demo_db))
+    join(any_demo_db, GIOVANNI)
+    join(any_demo_db, EMILY)
+    run_pass(any_demo_db, client, NOW, RULES)
+    giovannis, _ = offers(any_demo_db)
+    backfill.accept(any_demo_db, offer_id=giovannis.id, contact_id=contact_of(any_demo_db, GIOVANNI),
+                    actor="contact:test", now=NOW)
+    consent.opt_out(any_demo_db, contact_of(any_demo_db, EMILY), how="keyword:stop")
+    assert run_pass(any_demo_db, client, NOW + timedelta(minutes=1), RULES).gone == 1
+    assert offered_to(any_demo_db)[-1] == (EMILY, OfferStatus.gone)
+    assert [name for _, name, _ in templates(any_demo_db)] == ["waitlist_offer", "waitlist_offer"]
