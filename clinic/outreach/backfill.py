@@ -32,7 +32,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -96,7 +96,7 @@ def run_pass(db: Database, client: WhatsAppClient, now: datetime | None = None, 
     result = PassResult()
     if is_quiet(now, rules.quiet, rules.zone):
         return result
-    for offer_id in _open_offers(db):
+    for offer_id in _over_offers(db, now):
         outcome = _guarded(close, db, client, offer_id, now)
         if outcome is OfferStatus.expired:
             result.expired += 1
@@ -121,10 +121,14 @@ def _guarded(function, *args):
         return None
 
 
-def _open_offers(db: Database) -> list[int]:
+def _over_offers(db: Database, now: datetime) -> list[int]:
+    """Open offers that look over (expired, or their slot held by an appointment): `close` decides."""
+    taken = select(Appointment.id).where(Appointment.slot_id == WaitlistOffer.slot_id,
+                                         Appointment.status != AppointmentStatus.cancelled).exists()
     with db.reading() as session:
-        return list(session.scalars(select(WaitlistOffer.id).where(WaitlistOffer.status == OfferStatus.offered)
-                                    .order_by(WaitlistOffer.id)))
+        return list(session.scalars(select(WaitlistOffer.id).where(
+            WaitlistOffer.status == OfferStatus.offered, or_(WaitlistOffer.expires_at <= now, taken))
+            .order_by(WaitlistOffer.id)))
 
 
 def _waiting_entries(db: Database, today: date) -> list[int]:
