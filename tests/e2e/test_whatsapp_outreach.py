@@ -14,7 +14,7 @@ from clinic.settings import settings
 from clinic.whatsapp.client import WhatsAppClient
 from tests.e2e.test_whatsapp_booking import Chat, consents, options
 
-WAITING, FILLER, RATING = "393471119901", "393471119902", "393471119903"
+WAITING, FILLER, RATING, JOINING = "393471119901", "393471119902", "393471119903", "393471119904"
 # Run at any hour: the test is about the answers, not about quiet hours (tested in tests/outreach).
 NEVER_QUIET_BACKFILL = backfill.Rules(batch_size=50, offer_for=timedelta(hours=2), quiet=None, zone=None)
 AT_ONCE = followups.Rules(followup_delay=timedelta(0), survey_delay=timedelta(0), grace=timedelta(hours=48),
@@ -99,3 +99,13 @@ async def test_a_patient_rates_a_completed_visit_and_adds_a_comment(whatsapp, st
     around = (visit.end_at - timedelta(days=30), visit.end_at + timedelta(days=30))
     answers = [r for r in satisfaction.responses(db, *around) if r.appointment_id == visit.id]
     assert [(a.rating, a.comment) for a in answers] == [(4, "Dottoressa gentilissima e molto puntuale")]
+
+
+async def test_a_patient_joins_the_waitlist_by_asking_for_it(whatsapp, stack):
+    db = Database(stack.database_url)
+    chat = Chat(whatsapp, phone=JOINING, name="Sofia")
+    joining = patient(db, chat, "Sofia")
+    chat.says("mi mettete in lista d'attesa per il cardiologo?")
+    chat.wait_for("lista d'attesa da")
+    [entry] = waitlist.entries(db, joining)
+    assert entry.specialty == "cardiology"
