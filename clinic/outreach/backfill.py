@@ -52,7 +52,7 @@ from clinic.models import (
     utcnow,
 )
 from clinic.outreach.quiet_hours import is_quiet
-from clinic.outreach.reminders import plain, recipient
+from clinic.outreach.reminders import ACTIVE, plain, recipient
 from clinic.settings import settings
 from clinic.whatsapp.client import WhatsAppClient
 from clinic.whatsapp.outbound import template_message
@@ -197,7 +197,8 @@ def _audit(session: Session, offer: WaitlistOffer, now: datetime, actor: str = A
 
 def candidate_slots(db: Database, entry_id: int, now: datetime, rules: Rules) -> list[int]:
     """Free slots for the entry, earliest first: in its days and target, never offered to it, and
-    with room in their batch of open offers.
+    with room in their batch of open offers. None while the patient already holds a visit for the
+    target in those days (booked meanwhile by chat or at the desk).
     """
     with db.reading() as session:
         entry = session.get(WaitlistEntry, entry_id)
@@ -207,6 +208,15 @@ def candidate_slots(db: Database, entry_id: int, now: datetime, rules: Rules) ->
         offered = set(session.scalars(select(WaitlistOffer.slot_id).where(WaitlistOffer.entry_id == entry_id)))
         query = scheduling.SlotQuery(*scheduling.day_window(entry.wanted_from, entry.wanted_until),
                                      specialty=specialty, practitioner_id=entry.practitioner_id)
+        held = select(Appointment.id).where(
+            Appointment.patient_id == entry.patient_id, Appointment.status.in_(ACTIVE),
+            Appointment.start_at >= max(query.start, now), Appointment.start_at < query.end)
+        if entry.specialty_id is not None:
+            held = held.where(Appointment.specialty_id == entry.specialty_id)
+        if entry.practitioner_id is not None:
+            held = held.where(Appointment.practitioner_id == entry.practitioner_id)
+        if session.scalars(held.limit(1)).first() is not None:
+            return []
     free = [s.id for s in scheduling.free_slots(db, query, now=now, limit=CANDIDATES) if s.id not in offered]
     if not free:
         return []

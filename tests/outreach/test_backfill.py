@@ -239,3 +239,15 @@ def test_after_stop_an_offer_that_has_gone_is_closed_without_a_message(any_demo_
     assert run_pass(any_demo_db, client, NOW + timedelta(minutes=1), RULES).gone == 1
     assert offered_to(any_demo_db)[-1] == (EMILY, OfferStatus.gone)
     assert [name for _, name, _ in templates(any_demo_db)] == ["waitlist_offer", "waitlist_offer"]
+
+
+def test_a_patient_who_booked_those_days_meanwhile_is_not_offered_another_visit(any_demo_db, client):
+    visits = a_full_friday(any_demo_db)
+    join(any_demo_db, GIOVANNI)
+    join(any_demo_db, EMILY)
+    scheduling.cancel(any_demo_db, appointment_id=visits[0].id, reason="test", actor="staff:test", now=BOOKED_AT)
+    scheduling.book(any_demo_db, patient_id=GIOVANNI, slot_id=visits[0].slot_id, actor="contact:test",
+                    specialty="cardiology", now=BOOKED_AT)  # Giovanni booked it himself
+    free_one(any_demo_db, visits)
+    run_pass(any_demo_db, client, NOW, RULES)
+    assert offered_to(any_demo_db) == [(EMILY, OfferStatus.offered)]
