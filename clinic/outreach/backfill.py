@@ -6,7 +6,8 @@ WAITLIST_BATCH_SIZE at a time; the first to accept gets it, the others are told 
 slot is no longer free (taken by another offer's patient or by anyone else: told it has gone);
 (2) walks the active waitlist entries in joining order and gives each one without an open offer the
 earliest free slot of its target (specialty and/or practitioner) in its days that it was never
-offered and that has fewer than WAITLIST_BATCH_SIZE open offers. A slot freed by a cancellation
+offered and that has fewer than WAITLIST_BATCH_SIZE open offers (skipping patients who already
+hold a visit for that target in those days). A slot freed by a cancellation
 (or a reschedule) is a candidate the moment it is free; when a batch lets its offers expire, the
 next entries in line get the slot on the following pass.
 
