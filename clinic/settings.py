@@ -101,7 +101,8 @@ class Settings(BaseSettings):
         2, ge=1, description="How many waitlisted patients are offered a freed slot at once (in joining order)."
     )
     waitlist_offer_minutes: int = Field(
-        120, ge=1, description="How long an offer holds; then the next patients in line are offered the slot."
+        120, ge=1, description="How long an offer holds (quiet hours not counted); then the next patients in "
+        "line are offered the slot."
     )
     waitlist_offer_template: str = Field("waitlist_offer", description="Utility template offering a freed slot.")
     waitlist_gone_template: str = Field(

@@ -52,7 +52,7 @@ from clinic.models import (
     WaitlistOffer,
     utcnow,
 )
-from clinic.outreach.quiet_hours import is_quiet
+from clinic.outreach.quiet_hours import after_allowed, is_quiet
 from clinic.outreach.reminders import ACTIVE, plain, recipient
 from clinic.settings import settings
 from clinic.whatsapp.client import WhatsAppClient
@@ -256,7 +256,8 @@ def offer_next(db: Database, client: WhatsAppClient, entry_id: int, now: datetim
             slot = session.get(Slot, slots[0], options=[joinedload(Slot.practitioner), joinedload(Slot.location)])
             offer = WaitlistOffer(entry_id=entry_id, slot_id=slot.id, contact_id=contact_id,
                                   status=OfferStatus.offered, offered_at=now,
-                                  expires_at=min(now + rules.offer_for, scheduling.latest_booking(slot.start_at)))
+                                  expires_at=min(after_allowed(now, rules.offer_for, rules.quiet, rules.zone),
+                                                 scheduling.latest_booking(slot.start_at)))
             with session.begin_nested():
                 session.add(offer)
             body = offer_message(offer, slot, patient_id, session.get(Contact, contact_id), session)

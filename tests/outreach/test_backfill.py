@@ -251,3 +251,11 @@ def test_a_patient_who_booked_those_days_meanwhile_is_not_offered_another_visit(
     free_one(any_demo_db, visits)
     run_pass(any_demo_db, client, NOW, RULES)
     assert offered_to(any_demo_db) == [(EMILY, OfferStatus.offered)]
+
+
+def test_an_offer_made_in_the_evening_holds_through_the_night(any_demo_db, client):
+    free_one(any_demo_db, a_full_friday(any_demo_db))
+    join(any_demo_db, GIOVANNI)
+    run_pass(any_demo_db, client, local(date(2027, 3, 2), time(20, 30)), RULES)
+    (offer,) = offers(any_demo_db)
+    assert offer.expires_at == local(date(2027, 3, 3), time(9, 30))  # half an hour before 21:00, 1.5 h after 08:00
