@@ -451,6 +451,8 @@ def _settle_visit(db: Database, appointment_id: int, status: AppointmentStatus, 
                   now: datetime | None) -> AppointmentView:
     now = _now(now)
     with db.transaction() as session:
+        if session.get_bind().dialect.name == "postgresql":  # two workers marking one no-show: one wins
+            session.execute(select(Appointment.id).where(Appointment.id == appointment_id).with_for_update())
         appointment = _load_appointment(session, appointment_id)
         if appointment.start_at > now:
             raise AppointmentNotActive(f"appointment {appointment_id} has not started yet")

@@ -176,7 +176,8 @@ def test_workers_racing_send_each_after_visit_message_once(any_demo_db):
     from tests.outreach.conftest import OFFLINE
 
     visits = [completed(any_demo_db, patient_id=p) for p in (GIOVANNI, EMILY, 2)]
-    now = max(v.end_at for v in visits) + timedelta(hours=4)
+    missed = book(any_demo_db, patient_id=3, day=FRIDAY)  # not checked in: a no-show, then a rebook offer
+    now = max(v.end_at for v in [*visits, missed]) + timedelta(hours=4)
     barrier = threading.Barrier(4)
 
     def worker(_) -> int:
@@ -188,6 +189,9 @@ def test_workers_racing_send_each_after_visit_message_once(any_demo_db):
             own.dispose()
 
     with ThreadPoolExecutor(4) as pool:
-        assert sum(pool.map(worker, range(4))) == 6
-    assert len(decisions(any_demo_db)) == len(sent(any_demo_db)) == 6
+        assert sum(pool.map(worker, range(4))) == 7
+    assert len(decisions(any_demo_db)) == len(sent(any_demo_db)) == 7
+    with any_demo_db.reading() as session:
+        kinds = [e.kind for e in session.scalars(select(audit.AuditEntry))]
+    assert kinds.count("appointment.no_show") == 1
     assert audit.verify(any_demo_db).ok
