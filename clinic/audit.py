@@ -20,6 +20,16 @@ Kinds (the actor in brackets):
   (sent, delivered, read, failed), Meta's error code. Sending, pacing and retries are not recorded.
 - `appointment.booked`, `.rescheduled` (the old appointment is cancelled by the move), `.cancelled`,
   `.confirmed` (whoever the caller names): appointment and patient ids, old and new status, slot and start.
+- `appointment.completed`, `.no_show` (staff through `clinic appointments complete|no-show`: cli; or
+  system:outreach after NO_SHOW_AFTER_HOURS): as the other booking changes. A waitlist booking's
+  `appointment.booked` also names the `offer_id`.
+- `waitlist.offered`, `.accepted`, `.declined`, `.expired`, `.gone` (system:outreach, or the contact
+  answering): offer, entry, slot, patient, contact, outbound and appointment ids.
+- `after_visit.sent`, `after_visit.skipped` (system:outreach): message, appointment, contact and
+  outbound ids, kind (followup, survey, rebook), the reason of a skip (no_consent, no_contact, late,
+  not_configured).
+- `satisfaction.rated` (contact:ID): appointment and contact ids, the rating; `satisfaction.commented`:
+  that a comment was given (never its text).
 - `reminder.sent`, `reminder.skipped` (system:outreach): reminder, appointment, contact and outbound
   ids, offset in hours, the reason of a skip (no_consent, no_contact, late, superseded).
 - `ticket.opened`, `ticket.updated` (bot): ticket and contact ids, reason and priority codes.

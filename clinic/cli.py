@@ -108,6 +108,13 @@ def cmd_slots(args: argparse.Namespace) -> None:
     print(tabulate(rows, headers=["slot", "start", "end", "practitioner", "location"]))
 
 
+def cmd_appointment_settle(args: argparse.Namespace) -> None:
+    """Staff check a visit off: `complete` (the patient came) or `no-show`."""
+    settle = scheduling.complete if args.appointments_command == "complete" else scheduling.mark_no_show
+    done = settle(database(), appointment_id=args.id, actor="cli")
+    print(f"appointment {done.id} ({_local(done.start_at)}, {done.practitioner_name}) is now {done.status.value}")
+
+
 def cmd_appointments(args: argparse.Namespace) -> None:
     if args.patient is None and args.day is None:
         raise CliError("name a --day or a --patient")
@@ -353,6 +360,13 @@ def parser() -> argparse.ArgumentParser:
     appointments.add_argument("--patient", type=int, help="patient id: their appointments from today on")
     appointments.add_argument("--all", action="store_true", help="include cancelled appointments")
     appointments.set_defaults(run=cmd_appointments)
+    settle_commands = appointments.add_subparsers(dest="appointments_command", metavar="ACTION",
+                                                  parser_class=OneLineParser)
+    for name, what in (("complete", "the patient came: mark the visit completed (follow-up and survey follow)"),
+                       ("no-show", "the patient did not come: mark the visit no_show (an offer to rebook follows)")):
+        settle = settle_commands.add_parser(name, help=what)
+        settle.add_argument("id", type=int, help="appointment id (see `clinic appointments --day today`)")
+        settle.set_defaults(run=cmd_appointment_settle)
 
     staff_cmd = commands.add_parser("staff", help="nurse inbox accounts")
     staff_commands = staff_cmd.add_subparsers(

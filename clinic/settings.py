@@ -154,6 +154,35 @@ class Settings(BaseSettings):
         15, ge=1, description="A passed date-of-birth check holds this long for that conversation and patient."
     )
 
+    # Waitlist backfill and after-visit messages (issue 6, clinic.outreach.backfill / .followups).
+    waitlist_batch_size: int = Field(
+        2, ge=1, description="How many waitlisted patients are offered a freed slot at once (in joining order)."
+    )
+    waitlist_offer_minutes: int = Field(
+        120, ge=1, description="How long an offer holds (quiet hours not counted); then the next patients in "
+        "line are offered the slot."
+    )
+    waitlist_offer_template: str = Field("waitlist_offer", description="Utility template offering a freed slot.")
+    waitlist_gone_template: str = Field(
+        "waitlist_offer_gone", description="Utility template telling an offered patient the slot has gone."
+    )
+    followup_delay_hours: float = Field(
+        2, ge=0, description="Hours after a visit is marked completed that its specialty's follow-up goes out."
+    )
+    survey_delay_hours: float = Field(
+        4, ge=0, description="Hours after a visit is marked completed that the satisfaction question goes out."
+    )
+    after_visit_grace_hours: float = Field(
+        48, ge=0, description="An after-visit message not sent this long after its moment (quiet hours not "
+        "counted) is skipped as late."
+    )
+    survey_template: str = Field("visit_satisfaction", description="Utility template of the 1-5 satisfaction question.")
+    no_show_after_hours: float = Field(
+        2, ge=0, description="A booked or confirmed visit not checked in (completed) this long after its end is "
+        "marked no_show by the outreach worker."
+    )
+    rebook_template: str = Field("missed_visit", description="Utility template offering to rebook a missed visit.")
+
     @validator("reminder_offsets_hours")
     def _offsets(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls
         hours = [int(part) for part in value.split(",") if part.strip()]

@@ -112,3 +112,29 @@ def test_staff_register_a_report_and_list_it(seeded_url, tmp_path):
         "clinic: error: the file is not a PDF (it must start with %PDF-)"
     assert results_cli("add", "--patient", "999", "--file", str(report), "--title", "X").stderr.strip() == \
         "clinic: error: no patient 999"
+
+
+def test_staff_check_visits_off_as_completed_or_no_show(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    last_monday = next_monday() - timedelta(days=14)
+    assert run("db", "upgrade", url=url).returncode == 0
+    assert run("seed", "--today", last_monday.isoformat(), url=url).returncode == 0
+    db = Database(url)
+    booked_at = datetime.combine(last_monday, datetime.min.time(), tzinfo=ZoneInfo("Europe/Rome")) - timedelta(days=1)
+    came, missed = (scheduling.book(db, patient_id=1, slot_id=s.id, actor="staff:test", now=booked_at)
+                    for s in scheduling.free_slots(db, scheduling.SlotQuery(
+                        *scheduling.day_window(last_monday), specialty="cardiology"), now=booked_at, limit=2))
+    future = scheduling.book(db, patient_id=1, slot_id=scheduling.free_slots(db, scheduling.SlotQuery(
+        *scheduling.day_window(next_monday()), specialty="cardiology"), limit=1)[0].id, actor="staff:test")
+
+    done = run("appointments", "complete", str(came.id), url=url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("is now completed")
+    assert run("appointments", "no-show", str(missed.id), url=url).stdout.strip().endswith("is now no_show")
+    assert [scheduling.appointment(db, a.id).status.value for a in (came, missed)] == ["completed", "no_show"]
+
+    too_early = run("appointments", "complete", str(future.id), url=url)
+    assert too_early.returncode == 1 and "has not started yet" in too_early.stderr
+    again = run("appointments", "no-show", str(came.id), url=url)
+    assert again.returncode == 1 and "is completed" in again.stderr
+    db.dispose()
