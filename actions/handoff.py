@@ -27,7 +27,8 @@ REASON_BY_OFFER = {
     "utter_too_late_to_cancel": "late_cancellation",
 }
 # Form bookkeeping, not something the nurse needs to read.
-UNSHOWN_SLOTS = {"requested_slot", "slot_page", "known_contact", "first_name", "language"}
+UNSHOWN_SLOTS = {"requested_slot", "slot_page", "known_contact", "first_name", "language", "identity_date_of_birth",
+                 "delivered_result_id"}
 
 
 def last_bot_response(tracker: Tracker) -> str | None:
@@ -38,6 +39,29 @@ def last_bot_response(tracker: Tracker) -> str | None:
     return None
 
 
+def released_in_this_session(tracker: Tracker) -> bool:
+    """Whether reports were released since the conversation's session began (the slot naming the
+    last one is carried over into later sessions, where a request for a nurse is about something else).
+    """
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            return False
+        if event.get("event") == "action" and event.get("name") == "action_release_results":
+            return True
+    return False
+
+
+async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, summary: dict) -> list:
+    """Open (or update) the contact's ticket, tell the patient when to expect a nurse, pause the bot."""
+    contact_id = await core(patients.contact_id, db(), tracker.sender_id)
+    await core(handoff.open_ticket, db(), contact_id, reason, language=language(tracker), summary=summary)
+    if await core(handoff.staffed):
+        dispatcher.utter_message(response="utter_handoff", minutes=settings().handoff_sla_minutes)
+    else:
+        dispatcher.utter_message(response="utter_handoff_after_hours", hours=settings().handoff_staffed_hours)
+    return [ConversationPaused()]
+
+
 class ActionHandoff(Action):
     def name(self) -> str:
         return "action_handoff"
@@ -45,14 +69,12 @@ class ActionHandoff(Action):
     @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        lang = language(tracker)
         understood = {k: v for k, v in tracker.slots.items() if v not in (None, "", []) and k not in UNSHOWN_SLOTS}
         reason = REASON_BY_INTENT.get(intent) or REASON_BY_OFFER.get(last_bot_response(tracker), "request_human")
-        contact_id = await core(patients.contact_id, db(), tracker.sender_id)
-        await core(handoff.open_ticket, db(), contact_id, reason, language=lang,
-                   summary={"intent": intent, "slots": understood})
-        if await core(handoff.staffed):
-            dispatcher.utter_message(response="utter_handoff", minutes=settings().handoff_sla_minutes)
-        else:
-            dispatcher.utter_message(response="utter_handoff_after_hours", hours=settings().handoff_staffed_hours)
-        return [ConversationPaused()]
+        summary = {"intent": intent, "slots": understood}
+        delivered = tracker.get_slot("delivered_result_id")
+        if delivered and released_in_this_session(tracker):  # a question on a report: the nurse sees which one
+            summary["result_id"] = int(delivered)
+            if reason in ("request_human", "medical_question", "fallback"):
+                reason = "results_question"
+        return await hand_over(dispatcher, tracker, reason, summary)

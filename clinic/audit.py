@@ -20,6 +20,16 @@ Kinds (the actor in brackets):
   (sent, delivered, read, failed), Meta's error code. Sending, pacing and retries are not recorded.
 - `appointment.booked`, `.rescheduled` (the old appointment is cancelled by the move), `.cancelled`,
   `.confirmed` (whoever the caller names): appointment and patient ids, old and new status, slot and start.
+- `appointment.completed`, `.no_show` (staff through `clinic appointments complete|no-show`: cli; or
+  system:outreach after NO_SHOW_AFTER_HOURS): as the other booking changes. A waitlist booking's
+  `appointment.booked` also names the `offer_id`.
+- `waitlist.offered`, `.accepted`, `.declined`, `.expired`, `.gone` (system:outreach, or the contact
+  answering): offer, entry, slot, patient, contact, outbound and appointment ids.
+- `after_visit.sent`, `after_visit.skipped` (system:outreach): message, appointment, contact and
+  outbound ids, kind (followup, survey, rebook), the reason of a skip (no_consent, no_contact, late,
+  not_configured).
+- `satisfaction.rated` (contact:ID): appointment and contact ids, the rating; `satisfaction.commented`:
+  that a comment was given (never its text).
 - `reminder.sent`, `reminder.skipped` (system:outreach): reminder, appointment, contact and outbound
   ids, offset in hours, the reason of a skip (no_consent, no_contact, late, superseded).
 - `ticket.opened`, `ticket.updated` (bot): ticket and contact ids, reason and priority codes.
@@ -27,9 +37,15 @@ Kinds (the actor in brackets):
   (staff:ID): ticket id (and the new holder for a reassign).
 - `staff.login`, `staff.login_failed` (cause: password, inactive, unknown_user), `staff.login_refused`
   (locked), `staff.locked_out` (until), `staff.logout` (staff:ID, or `anonymous` for an unknown user).
-- Reserved for what comes next: `consent.granted`, `consent.withdrawn` (patient and contact ids,
-  purpose, channel); `identity.passed`, `identity.failed` (contact id, patient id, method, never the
-  answers); `result.delivered` (result, patient and contact ids, outbound id).
+- `consent.granted`, `consent.withdrawn` (contact:ID): contact id, purpose, notice version, how.
+- `identity.passed`, `identity.failed` (contact:ID): contact and patient ids, method (chat, link),
+  outcome (passed, failed, locked), attempts left, lockout end; never the answer (`clinic.identity`).
+- `result.registered` (cli, lab:api): result and patient ids, source, kind, delivery mode, size;
+  `result.notified`, `result.notify_skipped` (system:outreach): result, patient, contact and outbound
+  ids, the reason of a skip (no_contact, no_consent); `result.link_sent` (contact:ID): result,
+  patient and contact ids, expiry; `result.delivered` (contact:ID): result, patient and contact ids,
+  mode (document, link). Never a result's title (`clinic.results`).
+- `staff.view_result` (staff:ID): the ticket whose report a nurse opened.
 
 Actors: `staff:ID`, `contact:ID`, `bot`, `system`, `cli`, `whatsapp` (Meta's answers and status
 callbacks), an outbox source. A contact named by its WhatsApp sender id (phone number or user id, as

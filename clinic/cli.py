@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from tabulate import tabulate
 
-from clinic import audit, consent, crypto, kpi, migrate, model_cache, rights, scheduling, staff
+from clinic import audit, consent, crypto, kpi, migrate, model_cache, results, rights, scheduling, staff
 from clinic.db import database
 from clinic.demo import seed
 from clinic.fhir.commands import register as register_integration
-from clinic.models import Location, Practitioner, Specialty
+from clinic.models import Location, Practitioner, ResultStatus, Specialty
 from clinic.settings import settings
 
 
@@ -106,6 +106,13 @@ def cmd_slots(args: argparse.Namespace) -> None:
         return
     rows = [(s.id, _local(s.start_at), _local(s.end_at)[-5:], s.practitioner_name, s.location_name) for s in slots]
     print(tabulate(rows, headers=["slot", "start", "end", "practitioner", "location"]))
+
+
+def cmd_appointment_settle(args: argparse.Namespace) -> None:
+    """Staff check a visit off: `complete` (the patient came) or `no-show`."""
+    settle = scheduling.complete if args.appointments_command == "complete" else scheduling.mark_no_show
+    done = settle(database(), appointment_id=args.id, actor="cli")
+    print(f"appointment {done.id} ({_local(done.start_at)}, {done.practitioner_name}) is now {done.status.value}")
 
 
 def cmd_appointments(args: argparse.Namespace) -> None:
@@ -303,6 +310,28 @@ def cmd_privacy_show(args: argparse.Namespace) -> None:
     print(f"version {notice.version} ({notice.language})\n\n{notice.text}")
 
 
+def cmd_results_add(args: argparse.Namespace) -> None:
+    pdf = Path(args.file).read_bytes()
+    view, new = results.register(database(), args.patient, args.title, pdf, kind=args.kind, delivery=args.delivery,
+                                 source="cli", external_id=args.external_id, actor="cli")
+    if new:
+        print(f"result {view.id} registered for patient {view.patient_id} ({view.delivery.value}): "
+              "the patient is told by the outreach worker")
+    else:
+        print(f"result {view.id} was already registered as {args.external_id!r}: nothing changed")
+
+
+def cmd_results_list(args: argparse.Namespace) -> None:
+    status = ResultStatus(args.status) if args.status else None
+    found = results.listing(database(), patient_id=args.patient, status=status)
+    if not found:
+        print("no results")
+        return
+    rows = [(r.id, r.patient_id, r.title, r.kind, r.delivery.value, r.status.value, _local(r.created_at),
+             _local(r.delivered_at) if r.delivered_at else "") for r in found]
+    print(tabulate(rows, headers=["id", "patient", "title", "kind", "delivery", "status", "registered", "delivered"]))
+
+
 def parser() -> argparse.ArgumentParser:
     root = OneLineParser(prog="clinic", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
@@ -331,6 +360,13 @@ def parser() -> argparse.ArgumentParser:
     appointments.add_argument("--patient", type=int, help="patient id: their appointments from today on")
     appointments.add_argument("--all", action="store_true", help="include cancelled appointments")
     appointments.set_defaults(run=cmd_appointments)
+    settle_commands = appointments.add_subparsers(dest="appointments_command", metavar="ACTION",
+                                                  parser_class=OneLineParser)
+    for name, what in (("complete", "the patient came: mark the visit completed (follow-up and survey follow)"),
+                       ("no-show", "the patient did not come: mark the visit no_show (an offer to rebook follows)")):
+        settle = settle_commands.add_parser(name, help=what)
+        settle.add_argument("id", type=int, help="appointment id (see `clinic appointments --day today`)")
+        settle.set_defaults(run=cmd_appointment_settle)
 
     staff_cmd = commands.add_parser("staff", help="nurse inbox accounts")
     staff_commands = staff_cmd.add_subparsers(
@@ -425,6 +461,23 @@ def parser() -> argparse.ArgumentParser:
     retention_commands.add_parser("run", help="one pass (the outreach worker also runs it daily)").set_defaults(
         run=cmd_retention_run)
 
+    results_cmd = commands.add_parser("results", help="lab results: register a PDF, list them")
+    results_commands = results_cmd.add_subparsers(
+        dest="results_command", required=True, metavar="ACTION", parser_class=OneLineParser
+    )
+    add_result = results_commands.add_parser("add", help="register a report (stored encrypted; the patient is told)")
+    add_result.add_argument("--patient", type=int, required=True, help="patient id")
+    add_result.add_argument("--file", required=True, help="the report, a PDF")
+    add_result.add_argument("--title", required=True, help="what the patient reads, e.g. 'Esami del sangue'")
+    add_result.add_argument("--kind", default="", help="a key for staff, e.g. blood_tests")
+    add_result.add_argument("--delivery", choices=("document", "link"), help="default: RESULTS_DELIVERY")
+    add_result.add_argument("--external-id", help="the lab's own id: registering it again changes nothing")
+    add_result.set_defaults(run=cmd_results_add)
+    list_results = results_commands.add_parser("list", help="results, newest first")
+    list_results.add_argument("--patient", type=int, help="one patient's")
+    list_results.add_argument("--status", choices=[s.value for s in ResultStatus])
+    list_results.set_defaults(run=cmd_results_list)
+
     train = commands.add_parser("train", help="train the Rasa model unless one for this data exists")
     train.set_defaults(run=cmd_train)
     commands.add_parser("env", help="every setting as a shell export (for `eval`)").set_defaults(run=cmd_env)
@@ -436,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.run(args)
     except (CliError, scheduling.SchedulingError, model_cache.TrainingFailed, staff.StaffError,
-            consent.ConsentError, rights.RightsError, OSError, ValueError) as error:
+            consent.ConsentError, rights.RightsError, results.ResultError, OSError, ValueError) as error:
         print(f"clinic: error: {error}", file=sys.stderr)
         return 1
     except SQLAlchemyError as error:

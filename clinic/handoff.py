@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clinic import audit, scheduling
+from clinic import audit, results, scheduling
 from clinic.db import Database
 from clinic.models import (
     CannedResponse,
@@ -36,7 +36,8 @@ from clinic.settings import settings
 
 logger = logging.getLogger(__name__)
 
-REASONS = ("request_human", "medical_question", "fallback", "attachment", "late_cancellation", "emergency")
+REASONS = ("request_human", "medical_question", "fallback", "attachment", "late_cancellation", "emergency",
+           "results_question", "identity_failed")
 PRIORITIES = ("normal", "urgent")
 WINDOW = timedelta(hours=24)
 OPEN = (TicketStatus.waiting, TicketStatus.claimed)
@@ -128,6 +129,7 @@ class Summary:
     intent: str | None
     slots: dict
     upcoming: list[scheduling.AppointmentView] = field(default_factory=list)
+    result: results.ResultView | None = None  # the report a question after its release is about
 
 
 def _now(now: datetime | None) -> datetime:
@@ -443,6 +445,8 @@ def summary(db: Database, ticket_id: int, now: datetime | None = None) -> Summar
         ]
         name = contact_label(contact)
     upcoming = scheduling.upcoming_appointments(db, [p.id for p in patients], now=now) if patients else []
+    result_id = view.summary.get("result_id")
+    result = results.for_contact(db, int(result_id), view.contact_id) if result_id else None
     return Summary(
         ticket=view,
         contact_name=name,
@@ -450,6 +454,7 @@ def summary(db: Database, ticket_id: int, now: datetime | None = None) -> Summar
         intent=view.summary.get("intent"),
         slots=dict(view.summary.get("slots") or {}),
         upcoming=upcoming,
+        result=result,
     )
 
 

@@ -48,7 +48,7 @@ CONVERSATION_GAP = timedelta(minutes=60)
 WINDOW_SOURCE = "whatsapp:window"  # the sending client's window templates (clinic.whatsapp.client.WINDOW_SOURCE)
 RE_ENGAGEMENT = 131047  # Meta: the 24-hour window was closed when the message arrived
 # Tables other parts of the clinic are expected to add; until they exist their figures are n/a.
-SATISFACTION_TABLE = ("satisfaction_responses", ("score", "answered_at"))  # score 1..5
+SATISFACTION_TABLE = ("satisfaction_responses", ("rating", "answered_at"))  # rating 1..5 (clinic.satisfaction)
 WAITLIST_OFFERS_TABLE = ("waitlist_offers", ("appointment_id",))  # the appointment an offer turned into
 TRACKER_EVENTS_TABLE = ("events", ("type_name", "intent_name", "timestamp"))  # Rasa's SQL tracker store
 
@@ -491,7 +491,7 @@ class Satisfaction:
 
 def satisfaction(db: Database, filters: Filters) -> Satisfaction | None:
     """Average score (1..5) of the satisfaction answers given in the period, and how many gave each score.
-    n/a until satisfaction answers are recorded (`satisfaction_responses.score`, `.answered_at`).
+    n/a until satisfaction answers are recorded (`satisfaction_responses.rating`, `.answered_at`).
     """
     with db.reading() as session:
         table = _optional_table(session, SATISFACTION_TABLE)
@@ -499,7 +499,7 @@ def satisfaction(db: Database, filters: Filters) -> Satisfaction | None:
             return None
         start, end = (moment.astimezone(timezone.utc).replace(tzinfo=None) for moment in filters.window)
         # Reflected, the column is a plain DateTime: the clinic stores naive UTC (models.UTCDateTime).
-        scores = [int(s) for s in session.scalars(select(table.c.score).where(
+        scores = [int(s) for s in session.scalars(select(table.c.rating).where(
             table.c.answered_at >= start, table.c.answered_at < end))]
     counts = Counter(scores)
     return Satisfaction(sum(scores) / len(scores) if scores else None,

@@ -137,6 +137,10 @@ class Specialty(Base):
     synonyms_en = Column(JSON, nullable=False, default=list)
     preparation_it = Column(Text)  # e.g. fasting before blood tests; used in reminders
     preparation_en = Column(Text)
+    # After a completed visit (clinic.outreach.followups): prescription_pickup, followup_test,
+    # next_checkup, or None; `followup_book` is the specialty key the patient is offered to book.
+    followup = Column(String(30))
+    followup_book = Column(String(50))
 
     def name(self, language: str) -> str:
         return self.name_it if language == "it" else self.name_en
@@ -440,6 +444,104 @@ class WaitlistEntry(Base):
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
 
 
+class OfferStatus(str, enum.Enum):
+    """offered → accepted | declined | expired | gone (someone else took the slot first)."""
+
+    offered = "offered"
+    accepted = "accepted"
+    declined = "declined"
+    expired = "expired"
+    gone = "gone"
+
+
+_OPEN_OFFER_SQL = "status = 'offered'"
+
+
+class WaitlistOffer(Base):
+    """A freed slot offered to one waitlist entry (see `clinic.outreach.backfill`).
+
+    Written with its outbox row and audit entry in one transaction; the unique (entry, slot) key
+    makes each offer go out at most once, and the partial unique index keeps one open offer per
+    entry. The booking itself is arbitrated by the appointments' own unique slot index.
+    """
+
+    __tablename__ = "waitlist_offers"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "slot_id"),
+        Index("uq_waitlist_offers_open_entry", "entry_id", unique=True, sqlite_where=text(_OPEN_OFFER_SQL),
+              postgresql_where=text(_OPEN_OFFER_SQL)),
+        Index("ix_waitlist_offers_slot_status", "slot_id", "status"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    entry_id = Column(ForeignKey("waitlist_entries.id", ondelete="CASCADE"), nullable=False)
+    slot_id = Column(ForeignKey("slots.id", ondelete="CASCADE"), nullable=False)
+    contact_id = Column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    status = Column(
+        Enum(OfferStatus, name="offer_status", native_enum=False, length=20, create_constraint=True),
+        nullable=False,
+        default=OfferStatus.offered,
+    )
+    outbound_id = Column(ForeignKey("outbound_messages.id", ondelete="SET NULL"))
+    gone_outbound_id = Column(ForeignKey("outbound_messages.id", ondelete="SET NULL"))  # "it has gone"
+    appointment_id = Column(ForeignKey("appointments.id", ondelete="SET NULL"))  # when accepted
+    offered_at = Column(UTCDateTime, nullable=False)
+    expires_at = Column(UTCDateTime, nullable=False)
+    closed_at = Column(UTCDateTime)
+
+    entry = relationship(WaitlistEntry)
+    slot = relationship(Slot)
+
+
+class AfterVisitKind(str, enum.Enum):
+    followup = "followup"  # the specialty's follow-up (prescription pickup, follow-up test, next check-up)
+    survey = "survey"  # the satisfaction question
+    rebook = "rebook"  # after a no-show: an offer to book again
+
+
+class AfterVisitMessage(Base):
+    """What became of one after-visit message of one appointment: sent (with its outbox row) or
+    skipped and why. The unique (appointment, kind) key makes each go out at most once.
+    """
+
+    __tablename__ = "after_visit_messages"
+    __table_args__ = (UniqueConstraint("appointment_id", "kind"),)
+
+    id = Column(Integer, primary_key=True)
+    appointment_id = Column(ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False)
+    kind = Column(
+        Enum(AfterVisitKind, name="after_visit_kind", native_enum=False, length=20, create_constraint=True),
+        nullable=False,
+    )
+    status = Column(
+        Enum(ReminderStatus, name="after_visit_status", native_enum=False, length=20, create_constraint=True),
+        nullable=False,
+    )
+    reason = Column(String(30))  # no_consent, no_contact, late, not_configured
+    contact_id = Column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    outbound_id = Column(ForeignKey("outbound_messages.id", ondelete="SET NULL"))
+    decided_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class SatisfactionResponse(Base):
+    """A patient's answer to the satisfaction question about one visit: the KPI's raw data.
+
+    One row per appointment (a second tap changes the rating); `comment` is the patient's optional
+    free text, encrypted at rest (`clinic.crypto`).
+    """
+
+    __tablename__ = "satisfaction_responses"
+    __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),)
+
+    id = Column(Integer, primary_key=True)
+    appointment_id = Column(ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False, unique=True)
+    contact_id = Column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    rating = Column(Integer, nullable=False)
+    comment = Column(Text)  # Fernet token of the comment, or None
+    answered_at = Column(UTCDateTime, nullable=False)
+    commented_at = Column(UTCDateTime)
+
+
 class InboundStatus(str, enum.Enum):
     """pending (stored, acknowledged to Meta) → handled | failed (gave up after retries); limited:
     over the contact's flood limit, kept for staff but never given to the bot.
@@ -661,6 +763,98 @@ class StaffEvent(Base):
     action = Column(String(30), nullable=False)
     ticket_id = Column(ForeignKey("handoff_tickets.id", ondelete="SET NULL"), index=True)
     at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+# --- lab results and identity checks (issues 6.5 and 7.3) --------------------------------------
+
+
+class ResultDelivery(str, enum.Enum):
+    """How a released report reaches the patient: a WhatsApp document, or a single-use link."""
+
+    document = "document"
+    link = "link"
+
+
+class ResultStatus(str, enum.Enum):
+    """ready (registered, not yet released) → delivered (document handed over, or link redeemed)."""
+
+    ready = "ready"
+    delivered = "delivered"
+
+
+class LabResult(Base):
+    """A report registered by staff (CLI) or a lab system (HTTP): its PDF is a Fernet-encrypted file
+    under RESULTS_DIR (`file_name`), never a database column, never plain on disk.
+
+    `(source, external_id)` is unique, so a lab system that posts the same report twice gets the
+    first row back. `notified_*` is the outreach job's decision about the results-ready template.
+    """
+
+    __tablename__ = "lab_results"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index("ix_lab_results_patient_status", "patient_id", "status"),
+        Index("ix_lab_results_unnotified", "notified_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    patient_id = Column(ForeignKey("patients.id", ondelete="CASCADE"), nullable=False)
+    title = Column(String(200), nullable=False)
+    kind = Column(String(50), nullable=False, default="")  # e.g. blood_tests
+    file_name = Column(String(100), nullable=False)  # relative to RESULTS_DIR
+    size = Column(Integer, nullable=False)  # plaintext bytes
+    sha256 = Column(String(64), nullable=False)  # of the plaintext PDF
+    delivery = Column(
+        Enum(ResultDelivery, name="result_delivery", native_enum=False, length=10, create_constraint=True),
+        nullable=False,
+    )
+    status = Column(
+        Enum(ResultStatus, name="result_status", native_enum=False, length=20, create_constraint=True),
+        nullable=False,
+        default=ResultStatus.ready,
+    )
+    source = Column(String(50), nullable=False)  # "cli", "lab:api"
+    external_id = Column(String(100))  # the lab system's own id
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    notified_at = Column(UTCDateTime)  # the outreach job decided (sent or skipped)
+    notify_reason = Column(String(30))  # None: sent; no_consent, no_contact
+    notify_outbound_id = Column(ForeignKey("outbound_messages.id", ondelete="SET NULL"))
+    delivered_at = Column(UTCDateTime)
+    delivered_contact_id = Column(ForeignKey("contacts.id", ondelete="SET NULL"))
+
+    patient = relationship(Patient)
+
+
+class ResultLink(Base):
+    """A single-use, expiring download link for one result, issued to one contact. Only the SHA-256
+    of the token is stored: the database alone opens no report.
+    """
+
+    __tablename__ = "result_links"
+
+    token_hash = Column(String(64), primary_key=True)
+    result_id = Column(ForeignKey("lab_results.id", ondelete="CASCADE"), nullable=False, index=True)
+    contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    expires_at = Column(UTCDateTime, nullable=False)
+    used_at = Column(UTCDateTime)  # redeemed: the file was served
+    revoked_at = Column(UTCDateTime)  # a newer link, or the identity check locked
+
+
+class IdentityCheck(Base):
+    """Date-of-birth checks of one contact (one conversation): failures counted since
+    `first_failed_at`, refused until `locked_until`; a pass holds for one patient until `verified_until`.
+    """
+
+    __tablename__ = "identity_checks"
+
+    contact_id = Column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    failures = Column(Integer, nullable=False, default=0)
+    first_failed_at = Column(UTCDateTime)
+    locked_until = Column(UTCDateTime)
+    verified_patient_id = Column(ForeignKey("patients.id", ondelete="CASCADE"))
+    verified_until = Column(UTCDateTime)
+    updated_at = Column(UTCDateTime, nullable=False, default=utcnow)
 
 
 # --- audit trail (issue 7) ------------------------------------------------------------------------

@@ -152,6 +152,11 @@ def earliest_bookable(now: datetime | None = None) -> datetime:
     return _now(now) + timedelta(minutes=settings().booking_min_lead_minutes)
 
 
+def latest_booking(start_at: datetime) -> datetime:
+    """The last moment a slot starting at `start_at` can still be booked (the lead time before it)."""
+    return start_at - timedelta(minutes=settings().booking_min_lead_minutes)
+
+
 def _slot_is_free():
     # Same predicate as the partial unique index, so the database can answer from it.
     return ~exists().where(and_(Appointment.slot_id == Slot.id, Appointment.status != AppointmentStatus.cancelled))
@@ -218,6 +223,11 @@ def slot(db: Database, slot_id: int) -> FreeSlot | None:
     with db.reading() as session:
         found = session.get(Slot, slot_id, options=[joinedload(Slot.practitioner), joinedload(Slot.location)])
         return _free_slot(found) if found else None
+
+
+def appointment_in(session: Session, appointment_id: int) -> AppointmentView:
+    """An appointment's view inside the caller's transaction."""
+    return _view(_load_appointment(session, appointment_id))
 
 
 def appointment(db: Database, appointment_id: int) -> AppointmentView | None:
@@ -346,16 +356,30 @@ def book(
     now = _now(now)
     try:
         with db.transaction() as session:
-            if session.get(Patient, patient_id) is None:
-                raise UnknownPatient(f"patient {patient_id} does not exist")
-            slot = _bookable_slot(session, slot_id, now)
-            appointment = _new_appointment(slot, patient_id, _specialty_for(slot, specialty), reason, actor, now)
-            session.add(appointment)
-            session.flush()
-            _audit(session, "booked", appointment, None, actor, now)
-            return _view(_load_appointment(session, appointment.id))
+            return book_in(session, patient_id=patient_id, slot_id=slot_id, actor=actor, specialty=specialty,
+                           reason=reason, now=now)
     except IntegrityError as error:
         raise _refusal(error, slot_id) from None
+
+
+def book_in(session: Session, *, patient_id: int, slot_id: int, actor: str, specialty: str | None = None,
+            reason: str = "", now: datetime, **audit_extra) -> AppointmentView:
+    """`book` inside the caller's transaction (e.g. with the waitlist offer it answers). A slot
+    someone else holds raises IntegrityError at the flush: pass it through `refusal`.
+    """
+    if session.get(Patient, patient_id) is None:
+        raise UnknownPatient(f"patient {patient_id} does not exist")
+    slot = _bookable_slot(session, slot_id, now)
+    appointment = _new_appointment(slot, patient_id, _specialty_for(slot, specialty), reason, actor, now)
+    session.add(appointment)
+    session.flush()
+    _audit(session, "booked", appointment, None, actor, now, **audit_extra)
+    return _view(_load_appointment(session, appointment.id))
+
+
+def refusal(error: IntegrityError, slot_id: int) -> SchedulingError:
+    """The booking rule behind a database refusal (`book_in`'s callers)."""
+    return _refusal(error, slot_id)
 
 
 def reschedule(
@@ -446,6 +470,8 @@ def record_attendance(
         raise ValueError(f"attendance is completed or no_show, not {status}")
     now = _now(now)
     with db.transaction() as session:
+        if session.get_bind().dialect.name == "postgresql":  # two workers marking one no-show: one wins
+            session.execute(select(Appointment.id).where(Appointment.id == appointment_id).with_for_update())
         appointment = _load_appointment(session, appointment_id)
         if appointment.status is status:
             return _view(appointment)
@@ -455,6 +481,18 @@ def record_attendance(
         _transition(appointment, status, actor, now)
         _audit(session, status.value, appointment, before, actor, now)
         return _view(appointment)
+
+
+def complete(db: Database, *, appointment_id: int, actor: str, now: datetime | None = None) -> AppointmentView:
+    """The patient came (staff check the visit off): the after-visit follow-up and survey follow."""
+    return record_attendance(db, appointment_id=appointment_id, status=AppointmentStatus.completed, actor=actor,
+                             now=now)
+
+
+def mark_no_show(db: Database, *, appointment_id: int, actor: str, now: datetime | None = None) -> AppointmentView:
+    """The patient did not come (staff, or the outreach worker after NO_SHOW_AFTER_HOURS)."""
+    return record_attendance(db, appointment_id=appointment_id, status=AppointmentStatus.no_show, actor=actor,
+                             now=now)
 
 
 def _appointments(db: Database, *conditions) -> list[AppointmentView]:

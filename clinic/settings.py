@@ -132,6 +132,57 @@ class Settings(BaseSettings):
     def webhook_url_list(self) -> list[str]:
         return [url.strip() for url in self.webhook_urls.split(",") if url.strip()]
 
+    # Lab results (issue 6.5) and the identity check before health data (issue 7.3).
+    results_dir: Path = Field(PROJECT_ROOT / "var" / "results", description="Where result PDFs are kept, encrypted.")
+    results_max_mb: float = Field(20, gt=0, le=100, description="Largest result PDF accepted (WhatsApp takes 100 MB).")
+    results_delivery: str = Field(
+        "link", regex="^(document|link)$", description="How a report is released after the identity check: "
+        "`document` (a WhatsApp document) or `link` (a single-use expiring download page that asks the date of "
+        "birth again). The default for new results; the CLI and the lab endpoint may set it per result.",
+    )
+    results_link_minutes: int = Field(60, ge=1, description="A download link expires this long after it is sent.")
+    results_link_base_url: str = Field(
+        "http://localhost:5080", description="Public address of the inbox app, which serves the download page /r/…"
+    )
+    results_template: str = Field("results_ready", description="Approved utility template: your results are ready.")
+    lab_api_key: str = Field(
+        "", description="Bearer key of the lab endpoint POST /api/lab/results on the inbox app; empty: off (secret)."
+    )
+    identity_max_attempts: int = Field(3, ge=1, description="Wrong dates of birth before the lockout and a handoff.")
+    identity_lockout_minutes: int = Field(30, ge=1, description="Window for counting failures, and lockout length.")
+    identity_verification_minutes: int = Field(
+        15, ge=1, description="A passed date-of-birth check holds this long for that conversation and patient."
+    )
+
+    # Waitlist backfill and after-visit messages (issue 6, clinic.outreach.backfill / .followups).
+    waitlist_batch_size: int = Field(
+        2, ge=1, description="How many waitlisted patients are offered a freed slot at once (in joining order)."
+    )
+    waitlist_offer_minutes: int = Field(
+        120, ge=1, description="How long an offer holds (quiet hours not counted); then the next patients in "
+        "line are offered the slot."
+    )
+    waitlist_offer_template: str = Field("waitlist_offer", description="Utility template offering a freed slot.")
+    waitlist_gone_template: str = Field(
+        "waitlist_offer_gone", description="Utility template telling an offered patient the slot has gone."
+    )
+    followup_delay_hours: float = Field(
+        2, ge=0, description="Hours after a visit is marked completed that its specialty's follow-up goes out."
+    )
+    survey_delay_hours: float = Field(
+        4, ge=0, description="Hours after a visit is marked completed that the satisfaction question goes out."
+    )
+    after_visit_grace_hours: float = Field(
+        48, ge=0, description="An after-visit message not sent this long after its moment (quiet hours not "
+        "counted) is skipped as late."
+    )
+    survey_template: str = Field("visit_satisfaction", description="Utility template of the 1-5 satisfaction question.")
+    no_show_after_hours: float = Field(
+        2, ge=0, description="A booked or confirmed visit not checked in (completed) this long after its end is "
+        "marked no_show by the outreach worker."
+    )
+    rebook_template: str = Field("missed_visit", description="Utility template offering to rebook a missed visit.")
+
     @validator("reminder_offsets_hours")
     def _offsets(cls, value: str) -> str:  # noqa: N805 - pydantic validators take cls
         hours = [int(part) for part in value.split(",") if part.strip()]

@@ -87,7 +87,10 @@ def seed(db: Database, today: date | None = None, source: Path = DEMO_FILE) -> S
             spec["key"]: _upsert(session, Location, {"key": spec["key"]}, spec) for spec in data["locations"]
         }
         specialties = {
-            spec["key"]: _upsert(session, Specialty, {"key": spec["key"]}, spec) for spec in data["specialties"]
+            # a follow-up removed from the file is removed from the clinic too
+            spec["key"]: _upsert(session, Specialty, {"key": spec["key"]}, {"followup": None, "followup_book": None,
+                                                                             **spec})
+            for spec in data["specialties"]
         }
         session.flush()
         for spec in data["practitioners"]:

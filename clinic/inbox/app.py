@@ -1,5 +1,9 @@
 """The nurse inbox web app (Sanic + Jinja2, server-rendered; a little JavaScript polls for live updates).
 
+It also serves two things that are not the inbox but share its security: the lab systems' endpoint
+`POST /api/lab/results` (bearer LAB_API_KEY, no cookies) and the patients' download page
+`/r/<token>` of a single-use result link (asks the date of birth again; `clinic.results`).
+
 Security: sessions are random tokens in HttpOnly SameSite=Strict cookies (Secure unless
 INBOX_COOKIE_SECURE=false), every POST carries the session's CSRF token (the login form a
 double-submit one), strict security headers on every answer, `no-store` so patient data stays off
@@ -11,13 +15,15 @@ Logs carry ids only.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import functools
 import hmac
 import itertools
 import logging
 import mimetypes
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +33,7 @@ from sanic.exceptions import SanicException
 from sanic.request import File, Request
 from sqlalchemy import select
 
-from clinic import consent, crypto, handoff, staff, wording
+from clinic import consent, crypto, handoff, identity, patients, results, staff, wording
 from clinic.db import Database, database
 from clinic.inbox import kpi_views, rights_views
 from clinic.inbox.alerts import Alerts
@@ -511,6 +517,113 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
             await run(handoff.reassign, db_(), ticket_id, target.id, request.ctx.staff.id)
 
         return await holder_action(request, ticket_id, act) or response.redirect("/", status=303)
+
+    @app.get("/tickets/<ticket_id:int>/result")
+    @login_required
+    async def ticket_result(request: Request, ticket_id: int):
+        """The report a ticket is about, for the nurse answering a question on it (audited)."""
+        ticket, error = await load_ticket(request, ticket_id)
+        if error:
+            return error
+        result_id = ticket.summary.get("result_id")
+        view = await run(results.for_contact, db_(), int(result_id), ticket.contact_id) if result_id else None
+        if view is None:
+            return message(request, 404, "No report", "This conversation is not about a report of its patients.")
+        pdf = await run(results.read_pdf, db_(), view.id)
+        await run(handoff.log_event, db_(), request.ctx.staff.id, "view_result", ticket_id)
+        return response.raw(pdf, content_type=results.MIME,
+                            headers={"Content-Disposition": f'inline; filename="{view.filename}"'})
+
+    # --- the lab systems' endpoint ------------------------------------------------------------------
+
+    def lab_error(status: int, text: str) -> response.HTTPResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return response.json({"error": text}, status=status, headers=headers)
+
+    def lab_fields(request: Request) -> tuple[dict, bytes]:
+        """The fields and the PDF of a lab POST: JSON with `pdf_base64`, or multipart with a `file`."""
+        if (request.content_type or "").startswith("multipart/form-data"):
+            upload = (request.files or {}).get("file")
+            if upload is None:
+                raise results.ResultError("multipart: the PDF goes in the `file` part")
+            form = request.form or {}
+            return {name: form.get(name) for name in form}, upload.body
+        try:
+            data = request.json
+        except Exception:  # noqa: BLE001 - Sanic's parse error quotes the body
+            data = None
+        if not isinstance(data, dict):
+            raise results.ResultError("send JSON (an object) or multipart/form-data")
+        try:
+            pdf = base64.b64decode(str(data.get("pdf_base64") or ""), validate=True)
+        except (binascii.Error, ValueError):
+            raise results.ResultError("pdf_base64 is not valid base64") from None
+        return data, pdf
+
+    @app.post("/api/lab/results")
+    async def lab_results(request: Request):
+        key = settings().lab_api_key
+        if not key:
+            return lab_error(503, "the lab endpoint is off: the clinic has not set LAB_API_KEY")
+        given = (request.headers.get("authorization") or "").removeprefix("Bearer ").strip()
+        if not given or not hmac.compare_digest(given.encode(), key.encode()):
+            return lab_error(401, "missing or wrong bearer key")
+        try:
+            data, pdf = lab_fields(request)
+            try:
+                patient_id = int(data.get("patient_id"))
+            except (TypeError, ValueError):
+                raise results.ResultError("patient_id (a number) is required") from None
+            view, new = await run(results.register, db_(), patient_id, str(data.get("title") or ""), pdf,
+                                  kind=str(data.get("kind") or ""), delivery=data.get("delivery") or None,
+                                  source="lab:api", external_id=data.get("external_id") or None, actor="lab:api")
+        except results.ResultError as error:
+            return lab_error(error.status, str(error))
+        logger.info("lab result %s %s", view.id, "registered" if new else "already known")
+        return response.json({"id": view.id, "status": view.status.value, "delivery": view.delivery.value,
+                              "created": new}, status=201 if new else 200)
+
+    # --- the patients' download page ------------------------------------------------------------------
+
+    def download_page(status: int, lang: str | None, state: str, **values: Any) -> response.HTTPResponse:
+        html = jinja.get_template("result_download.html").render(
+            lang=lang if lang in consent.LANGUAGES else settings().default_language, state=state, **values)
+        return response.html(html, status=status)
+
+    @app.get("/r/<token:str>")
+    async def download_form(request: Request, token: str):
+        info = await run(results.link_info, db_(), token)
+        if info.state is not results.LinkState.open:
+            return download_page(404 if info.state is results.LinkState.unknown else 410, None, info.state.value)
+        return download_page(200, info.language, "open")
+
+    @app.post("/r/<token:str>")
+    async def download(request: Request, token: str):
+        info = await run(results.link_info, db_(), token)
+        if info.state is not results.LinkState.open:
+            return download_page(404 if info.state is results.LinkState.unknown else 410, None, info.state.value)
+        text = field(request, "date_of_birth").strip()
+        try:
+            born = date.fromisoformat(text)
+        except ValueError:
+            born = patients.parse_date_of_birth(text, date.today())
+        if born is None:
+            return download_page(400, info.language, "open", error="invalid")
+        redeemed = await run(results.redeem, db_(), token, born)
+        outcome = redeemed.verdict.outcome if redeemed.verdict else None
+        if outcome is identity.Outcome.passed:
+            logger.info("result %s downloaded through its link", redeemed.result_id)
+            return response.raw(redeemed.pdf, content_type=results.MIME,
+                                headers={"Content-Disposition": f'attachment; filename="{redeemed.filename}"'})
+        if outcome is identity.Outcome.failed:
+            return download_page(403, info.language, "open", error="mismatch",
+                                 attempts_left=redeemed.verdict.attempts_left)
+        if outcome is identity.Outcome.locked:
+            await run(handoff.open_ticket, db_(), redeemed.contact_id, "identity_failed", language=info.language,
+                      summary={"intent": "download_result", "slots": {}, "result_id": redeemed.result_id},
+                      actor="system:results")
+            return download_page(429, info.language, "locked", minutes=settings().identity_lockout_minutes)
+        return download_page(410, None, redeemed.state.value)
 
     # --- canned responses ------------------------------------------------------------------------
 

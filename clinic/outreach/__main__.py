@@ -1,12 +1,13 @@
 """`clinic outreach run [--once]` (also `python -m clinic.outreach`): the outreach worker.
 
-A loop: settle the reminders due, pause `OUTREACH_INTERVAL_SECONDS`, again; the sending client's
-delivery loop runs alongside and sends what the passes queue. `--once`: one pass, deliver what may
-go now, exit (for cron or a test). Once a day (and at start) it also runs the retention pass of
-`clinic.rights`. SIGTERM or Ctrl-C ends the worker cleanly: the pass in progress
-finishes (each reminder is its own transaction), the delivery loop stops after its batch, exit 0.
-Several workers may run at once: each reminder is settled by exactly one of them (see
-`clinic.outreach.reminders`).
+A loop: settle the reminders due, tell about new results (`clinic.outreach.results`), close and make
+waitlist offers, mark no-shows and settle the after-visit messages due, pause
+`OUTREACH_INTERVAL_SECONDS`, again; the sending client's delivery loop runs alongside and sends what
+the passes queue. `--once`: one pass, deliver what may go now, exit (for cron or a test). Once a day
+(and at start) it also runs the retention pass of `clinic.rights`. SIGTERM or Ctrl-C ends the worker
+cleanly: the pass in progress finishes (each message is its own transaction), the delivery loop
+stops after its batch, exit 0. Several workers may run at once: each message is decided by exactly
+one of them (see `clinic.outreach.reminders`, `.results`, `.backfill`, `.followups`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import time
 
 from clinic import rights
 from clinic.db import database
-from clinic.outreach import reminders
+from clinic.outreach import backfill, followups, reminders
+from clinic.outreach import results as results_ready
 from clinic.settings import require_safe_to_start, settings
 from clinic.whatsapp.client import WhatsAppClient
 from clinic.whatsapp.types import GraphConfig
@@ -29,17 +31,22 @@ logger = logging.getLogger("clinic.outreach")
 RETENTION_EVERY = 24 * 3600  # seconds between retention passes (and at start)
 
 
-async def one_pass(client: WhatsAppClient) -> reminders.PassResult | None:
-    """Settle what is due; a failure is logged (type only: no patient data) and the next pass retries."""
-    try:
-        result = await asyncio.to_thread(reminders.send_due, client.db, client)
-    except Exception as error:  # noqa: BLE001 - the worker must survive a bad pass
-        logger.error("reminder pass failed: %s", type(error).__name__)
-        return None
-    if result.sent or result.skipped:
-        logger.info("reminders: %d sent, %d skipped, %d left to the next pass", result.sent, result.skipped,
-                    result.passed_by)
-    return result
+async def one_pass(client: WhatsAppClient) -> list:
+    """Settle what is due, job by job; a failure is logged (type only: no patient data) and the next
+    pass retries. The jobs' results (None for a failed one).
+    """
+    results = []
+    for name, job in (("reminder", reminders.send_due), ("results-ready", results_ready.send_due),
+                      ("waitlist", backfill.run_pass), ("after-visit", followups.run_pass)):
+        try:
+            result = await asyncio.to_thread(job, client.db, client)
+        except Exception as error:  # noqa: BLE001 - the worker must survive a bad pass
+            logger.error("%s pass failed: %s", name, type(error).__name__)
+            result = None
+        if result is not None and any(vars(result).values()):
+            logger.info("%s pass: %s", name, ", ".join(f"{k} {v}" for k, v in vars(result).items()))
+        results.append(result)
+    return results
 
 
 async def retention(db) -> None:

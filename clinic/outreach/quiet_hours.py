@@ -52,3 +52,18 @@ def _next_quiet_start(moment: datetime, quiet: tuple[time, time], zone: ZoneInfo
     local = moment.astimezone(zone)
     day = local.date() if local.time() < quiet[0] else local.date() + timedelta(days=1)
     return datetime.combine(day, quiet[0], tzinfo=zone).astimezone(ZoneInfo("UTC"))
+
+
+def after_allowed(start: datetime, duration: timedelta, quiet: tuple[time, time] | None, zone: ZoneInfo) -> datetime:
+    """The moment `duration` of time outside quiet hours has passed since `start`: an offer made at
+    20:30 that holds two hours lasts until 09:30, not while the patient sleeps.
+    """
+    moment, remaining = start, duration
+    while quiet is not None and remaining > timedelta(0):
+        if is_quiet(moment, quiet, zone):
+            moment = next_allowed(moment, quiet, zone)
+            continue
+        stop = min(_next_quiet_start(moment, quiet, zone), moment + remaining)
+        remaining -= stop - moment
+        moment = stop
+    return moment + remaining if quiet is None else moment

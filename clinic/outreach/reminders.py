@@ -281,7 +281,7 @@ def language_of(contact: Contact | None, appointment: Appointment) -> str:
     return language if language in consent.LANGUAGES else settings().default_language
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
     """Meta refuses template parameters with newlines, tabs or runs of spaces."""
     return " ".join(text.split())
 
@@ -294,7 +294,7 @@ def reminder_parameters(appointment: Appointment, language: str) -> list[str]:
     if specialty is not None:
         preparation = specialty.preparation_it if language == "it" else specialty.preparation_en
     location = appointment.location
-    return [_plain(value) for value in (
+    return [plain(value) for value in (
         appointment.patient.first_name,
         format_date(local.date(), "EEEE d MMMM", locale=language),
         format_time(local, "HH:mm", locale=language),

@@ -33,6 +33,77 @@ DEFAULT_TEMPLATES: dict[str, dict] = {
                    "buttons": ["Confirm", "Reschedule", "Cancel"]},
         },
     },
+    "waitlist_offer": {
+        "category": "utility",
+        "languages": {
+            # clinic.outreach.backfill: first name, date, time, practitioner, location, held until
+            "it": {"body": "Ciao {{1}}, si è liberato un posto: {{2}} alle {{3}} con {{4}}, presso {{5}}. "
+                           "Lo teniamo per te fino alle {{6}}: vuoi prenotarlo?",
+                   "buttons": ["Prenota", "No, grazie"]},
+            "en": {"body": "Hello {{1}}, a time has freed up: {{2}} at {{3}} with {{4}}, at {{5}}. "
+                           "We hold it for you until {{6}}: would you like to book it?",
+                   "buttons": ["Book it", "No, thanks"]},
+        },
+    },
+    "waitlist_offer_gone": {
+        "category": "utility",
+        "languages": {
+            # first name, date, time
+            "it": {"body": "Ciao {{1}}, il posto di {{2}} alle {{3}} è stato preso da un altro paziente. "
+                           "Resti in lista d'attesa: ti scriviamo se se ne libera un altro."},
+            "en": {"body": "Hello {{1}}, the time on {{2}} at {{3}} has gone to another patient. "
+                           "You stay on the waitlist: we'll write if another one frees up."},
+        },
+    },
+    "followup_prescription_pickup": {
+        "category": "utility",
+        "languages": {
+            # clinic.outreach.followups: first name, specialty, location
+            "it": {"body": "Ciao {{1}}, la prescrizione della visita di {{2}} è pronta: puoi ritirarla presso {{3}}."},
+            "en": {"body": "Hello {{1}}, the prescription from your {{2}} visit is ready: "
+                           "you can pick it up at {{3}}."},
+        },
+    },
+    "followup_test": {
+        "category": "utility",
+        "languages": {
+            # first name, specialty, the test to book
+            "it": {"body": "Ciao {{1}}, dopo la visita di {{2}} il medico consiglia un controllo: {{3}}. "
+                           "Vuoi prenotarlo?", "buttons": ["Prenota"]},
+            "en": {"body": "Hello {{1}}, after your {{2}} visit the doctor advises a follow-up test: {{3}}. "
+                           "Would you like to book it?", "buttons": ["Book"]},
+        },
+    },
+    "followup_next_checkup": {
+        "category": "utility",
+        "languages": {
+            # first name, specialty, the visit to book
+            "it": {"body": "Ciao {{1}}, grazie per la visita di {{2}}. Quando vuoi, puoi già prenotare il prossimo "
+                           "controllo ({{3}}).", "buttons": ["Prenota"]},
+            "en": {"body": "Hello {{1}}, thank you for your {{2}} visit. Whenever you like, you can book your next "
+                           "check-up ({{3}}).", "buttons": ["Book"]},
+        },
+    },
+    "visit_satisfaction": {
+        "category": "utility",
+        "languages": {
+            # first name, specialty, day of the visit
+            "it": {"body": "Ciao {{1}}, com'è andata la visita di {{2}} del {{3}}? Dacci un voto da 1 (male) a 5 "
+                           "(benissimo).", "buttons": ["1", "2", "3", "4", "5"]},
+            "en": {"body": "Hello {{1}}, how was your {{2}} visit on {{3}}? Rate it from 1 (poor) to 5 (excellent).",
+                   "buttons": ["1", "2", "3", "4", "5"]},
+        },
+    },
+    "missed_visit": {
+        "category": "utility",
+        "languages": {
+            # first name, specialty, day of the visit
+            "it": {"body": "Ciao {{1}}, non ti abbiamo visto alla visita di {{2}} del {{3}}. Vuoi prenotarne "
+                           "un'altra?", "buttons": ["Prenota"]},
+            "en": {"body": "Hello {{1}}, we missed you at your {{2}} visit on {{3}}. Would you like to book "
+                           "another?", "buttons": ["Book"]},
+        },
+    },
     "results_ready": {
         "category": "utility",
         "languages": {

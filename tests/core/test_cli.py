@@ -84,3 +84,57 @@ def test_an_unreachable_database_is_one_line_too():
     assert result.returncode == 1
     assert result.stderr.startswith("clinic: database error: OperationalError")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_staff_register_a_report_and_list_it(seeded_url, tmp_path):
+    report = tmp_path / "emocromo.pdf"
+    report.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    env_dir = str(tmp_path / "results")
+
+    def results_cli(*args):
+        env = {**os.environ, "DATABASE_URL": seeded_url, "RESULTS_DIR": env_dir}
+        return subprocess.run([CLINIC, "results", *args], env=env, capture_output=True, text=True, timeout=120)
+
+    added = results_cli("add", "--patient", "1", "--file", str(report), "--title", "Emocromo", "--delivery",
+                        "document", "--external-id", "LAB-9")
+    assert added.returncode == 0, added.stderr
+    assert "registered for patient 1 (document)" in added.stdout
+    assert "already registered" in results_cli("add", "--patient", "1", "--file", str(report), "--title", "Emocromo",
+                                               "--external-id", "LAB-9").stdout
+    assert len(list((tmp_path / "results").iterdir())) == 1
+    listing = results_cli("list", "--patient", "1").stdout.splitlines()
+    assert listing[0].split()[:6] == ["id", "patient", "title", "kind", "delivery", "status"]
+    assert "Emocromo" in listing[2] and "ready" in listing[2]
+    not_pdf = tmp_path / "photo.jpg"
+    not_pdf.write_bytes(b"\xff\xd8\xff")
+    refused = results_cli("add", "--patient", "1", "--file", str(not_pdf), "--title", "Emocromo")
+    assert refused.returncode == 1 and refused.stderr.strip() == \
+        "clinic: error: the file is not a PDF (it must start with %PDF-)"
+    assert results_cli("add", "--patient", "999", "--file", str(report), "--title", "X").stderr.strip() == \
+        "clinic: error: no patient 999"
+
+
+def test_staff_check_visits_off_as_completed_or_no_show(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    last_monday = next_monday() - timedelta(days=14)
+    assert run("db", "upgrade", url=url).returncode == 0
+    assert run("seed", "--today", last_monday.isoformat(), url=url).returncode == 0
+    db = Database(url)
+    booked_at = datetime.combine(last_monday, datetime.min.time(), tzinfo=ZoneInfo("Europe/Rome")) - timedelta(days=1)
+    came, missed = (scheduling.book(db, patient_id=1, slot_id=s.id, actor="staff:test", now=booked_at)
+                    for s in scheduling.free_slots(db, scheduling.SlotQuery(
+                        *scheduling.day_window(last_monday), specialty="cardiology"), now=booked_at, limit=2))
+    future = scheduling.book(db, patient_id=1, slot_id=scheduling.free_slots(db, scheduling.SlotQuery(
+        *scheduling.day_window(next_monday()), specialty="cardiology"), limit=1)[0].id, actor="staff:test")
+
+    done = run("appointments", "complete", str(came.id), url=url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("is now completed")
+    assert run("appointments", "no-show", str(missed.id), url=url).stdout.strip().endswith("is now no_show")
+    assert [scheduling.appointment(db, a.id).status.value for a in (came, missed)] == ["completed", "no_show"]
+
+    too_early = run("appointments", "complete", str(future.id), url=url)
+    assert too_early.returncode == 1 and "has not started yet" in too_early.stderr
+    again = run("appointments", "no-show", str(came.id), url=url)
+    assert again.returncode == 1 and "is completed" in again.stderr
+    db.dispose()

@@ -45,3 +45,20 @@ def test_seeding_keeps_existing_bookings(demo_db):
     appointment = scheduling.book(demo_db, patient_id=1, slot_id=slot.id, actor="t", now=DEMO_NOW)
     seed(demo_db, today=DEMO_TODAY)
     assert scheduling.upcoming_appointments(demo_db, [1], now=DEMO_NOW) == [appointment]
+
+
+def test_each_specialty_carries_the_follow_up_the_clinic_file_gives_it(demo_db, tmp_path):
+    from clinic.demo import DEMO_FILE
+
+    with demo_db.reading() as s:
+        followups = {k: (f, b) for k, f, b in s.execute(select(Specialty.key, Specialty.followup,
+                                                               Specialty.followup_book))}
+    assert followups["cardiology"] == ("next_checkup", None)
+    assert followups["general_practice"] == ("followup_test", "blood_tests")
+    assert followups["blood_tests"] == (None, None)
+    edited = tmp_path / "clinic.yml"
+    edited.write_text(DEMO_FILE.read_text(encoding="utf-8").replace("    followup: next_checkup\n", "", 1),
+                      encoding="utf-8")
+    seed(demo_db, today=DEMO_TODAY, source=edited)
+    with demo_db.reading() as s:
+        assert s.scalar(select(Specialty.followup).where(Specialty.key == "cardiology")) is None

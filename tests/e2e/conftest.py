@@ -34,6 +34,7 @@ class Stack:
     database_url: str
     media_dir: Path
     rasa_token: str
+    results_dir: Path  # the stack's RESULTS_DIR: a test registering a result sets it too
 
     @property
     def webhook_url(self) -> str:
@@ -107,6 +108,7 @@ def stack(rasa_model, sandbox, tmp_path_factory) -> Iterator[Stack]:
         "RASA_TELEMETRY_ENABLED": "false",
         **sandbox.env,  # credentials.yml's ${WHATSAPP_*}: the channel and its client talk to the sandbox
         "MEDIA_DIR": str(folder / "media"),
+        "RESULTS_DIR": str(folder / "results"),
     }
     bin_dir = Path(sys.executable).parent
     actions = start([str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port), "--actions", "actions"],
@@ -118,7 +120,7 @@ def stack(rasa_model, sandbox, tmp_path_factory) -> Iterator[Stack]:
         wait_until_up(f"http://127.0.0.1:{actions_port}/health", actions, folder / "actions.log")
         wait_until_up(f"http://127.0.0.1:{rasa_port}/status?token={RASA_TOKEN}", rasa, folder / "rasa.log")
         yield Stack(f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{actions_port}", database_url,
-                    folder / "media", RASA_TOKEN)
+                    folder / "media", RASA_TOKEN, folder / "results")
     finally:
         stop(rasa, actions)
 
@@ -156,7 +158,8 @@ def inbox(stack, sandbox, tmp_path_factory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("inbox")
     port = free_port()
     env = {**os.environ, "DATABASE_URL": stack.database_url, **sandbox.env, "RASA_URL": stack.rasa_url,
-           "RASA_TOKEN": stack.rasa_token, "INBOX_COOKIE_SECURE": "false", "MEDIA_DIR": str(stack.media_dir)}
+           "RASA_TOKEN": stack.rasa_token, "INBOX_COOKIE_SECURE": "false", "MEDIA_DIR": str(stack.media_dir),
+           "RESULTS_DIR": str(stack.results_dir)}
     with serving([sys.executable, "-m", "clinic.inbox", "--port", str(port)], env, folder / "inbox.log",
                  f"http://127.0.0.1:{port}/login"):
         yield f"http://127.0.0.1:{port}"

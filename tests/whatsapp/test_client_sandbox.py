@@ -394,3 +394,31 @@ async def test_the_background_loop_sends_as_soon_as_it_is_kicked(db, sandbox):
     finally:
         await client.close()
     assert len(sandbox.received(PHONE)) == 1
+
+
+async def test_an_encrypted_report_is_decrypted_only_for_the_upload(db, sandbox, client, tmp_path):
+    from clinic import crypto
+
+    contact = add_contact(db)
+    stored = tmp_path / "a1b2.pdf.enc"
+    stored.write_bytes(crypto.encrypt(PDF))
+    attachment = {"type": "document", "path": str(stored), "encrypted": True, "filename": "emocromo-7.pdf",
+                  "mime": "application/pdf"}
+    (row_id,) = client.enqueue(contact, to_graph_messages({"custom": {"document": attachment}}), source="bot")
+    await drain(client, settled(db, row_id))
+    (document,) = sandbox.received(PHONE)
+    assert (document["type"], document["view"]["filename"]) == ("document", "emocromo-7.pdf")
+    data, mime = await client.download_media(document["view"]["id"])
+    assert (data, mime) == (PDF, "application/pdf")
+    body = rows(db)[row_id].body["document"]
+    assert set(body) == {"id", "filename"}  # neither the path nor the flag reaches Meta
+
+
+async def test_a_report_that_does_not_decrypt_fails_the_message(db, sandbox, client, tmp_path):
+    contact = add_contact(db)
+    stored = tmp_path / "tampered.pdf.enc"
+    stored.write_bytes(b"not a fernet token")
+    attachment = {"type": "document", "path": str(stored), "encrypted": True, "mime": "application/pdf"}
+    (row_id,) = client.enqueue(contact, to_graph_messages({"custom": {"document": attachment}}), source="bot")
+    await drain(client, settled(db, row_id))
+    assert rows(db)[row_id].status is OutboundStatus.failed
