@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     demo_mode: bool = Field(False, description="Demo: the inbox creates the `demo-nurse` account at start.")
     clinic_env: str = Field(
         "development", regex="^(development|production)$",
-        description="`production` refuses to start with a demo secret, demo mode, or no ENCRYPTION_KEYS.",
+        description="`production` refuses to start with a demo secret, demo mode, no ENCRYPTION_KEYS or no RASA_TOKEN.",
     )
     encryption_keys: str = Field(
         "", description="Fernet keys (`clinic crypto new-key`), comma-separated, newest first: the first encrypts "
@@ -250,6 +250,8 @@ def production_problems(current: Settings) -> list[str]:
         problems.append("ENCRYPTION_KEYS is empty")
     elif DEVELOPMENT_KEY in keys:
         problems.append("ENCRYPTION_KEYS holds the public development key")
+    if not current.rasa_token:  # Rasa's HTTP API would hand every conversation to whoever asks
+        problems.append("RASA_TOKEN is empty")
     return problems
 
 

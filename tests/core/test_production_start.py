@@ -25,7 +25,8 @@ PROCESSES = {
 
 
 def start(command: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("WHATSAPP_", "ENCRYPTION"))}
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("WHATSAPP_", "ENCRYPTION", "RASA_TOKEN"))}
     environment.update(DATABASE_URL=f"sqlite:///{tmp_path / 'clinic.db'}", RASA_TELEMETRY_ENABLED="false",
                        WHATSAPP_ACCESS_TOKEN="sandbox-access-token", WHATSAPP_APP_SECRET="sandbox-app-secret",
                        WHATSAPP_VERIFY_TOKEN="sandbox-verify-token", WHATSAPP_API_BASE_URL="http://localhost:1",
@@ -42,5 +43,5 @@ def test_production_with_demo_secrets_and_no_key_refuses_to_start_naming_the_pro
     said = done.stdout + done.stderr
     assert "refusing to start in production" in said
     for problem in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "DEMO_MODE",
-                    "ENCRYPTION_KEYS is empty"):
+                    "ENCRYPTION_KEYS is empty", "RASA_TOKEN is empty"):
         assert problem in said, (problem, said[-2000:])
