@@ -249,10 +249,10 @@ def cmd_crypto_new_key(args: argparse.Namespace) -> None:
 def cmd_crypto_rotate(args: argparse.Namespace) -> None:
     from clinic import rotation
 
-    done = rotation.rotate(database(), settings().media_dir)
+    done = rotation.rotate(database(), settings().media_dir, settings().results_dir)
     print(f"re-encrypted under the newest key: {done.rows} rows, {done.files} files")
     if done.unreadable_files:
-        raise CliError(f"{len(done.unreadable_files)} files under MEDIA_DIR made by no configured key, left as "
+        raise CliError(f"{len(done.unreadable_files)} files made by no configured key, left as "
                        f"they are: {', '.join(done.unreadable_files[:10])}")
 
 

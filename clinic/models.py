@@ -537,7 +537,7 @@ class SatisfactionResponse(Base):
     appointment_id = Column(ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False, unique=True)
     contact_id = Column(ForeignKey("contacts.id", ondelete="SET NULL"))
     rating = Column(Integer, nullable=False)
-    comment = Column(Text)  # Fernet token of the comment, or None
+    comment = Column(EncryptedText)  # encrypted at rest like message bodies, or None
     answered_at = Column(UTCDateTime, nullable=False)
     commented_at = Column(UTCDateTime)
 

@@ -40,9 +40,11 @@ from clinic.models import (
     DataRequestStatus,
     HandoffTicket,
     InboundMessage,
+    LabResult,
     OutboundMessage,
     OutboundStatus,
     Patient,
+    SatisfactionResponse,
     TicketNote,
     WaitlistEntry,
     utcnow,
@@ -197,6 +199,15 @@ def export_data(session: Session, contact_id: int) -> dict:
         "messages_sent": [{"at": m.created_at, "kind": m.kind, "by": m.source.split(":")[0],
                            "content": _readable(m.body)} for m in outbound],
         "handoffs": [{"at": t.created_at, "reason": t.reason, "status": t.status.value} for t in tickets],
+        # the reports themselves are released by the identity-checked results flow, not in this copy
+        "lab_results": [{"title": r.title, "registered_at": r.created_at, "status": r.status.value,
+                         "delivered_at": r.delivered_at} for r in session.scalars(
+            select(LabResult).where(LabResult.patient_id.in_(patient_ids)).order_by(LabResult.id))],
+        "visit_ratings": [{"appointment_start": a.start_at, "rating": s.rating,
+                           "comment": s.comment}
+                          for s, a in session.execute(
+            select(SatisfactionResponse, Appointment).join(Appointment)
+            .where(SatisfactionResponse.contact_id == contact_id))],
     }
 
 
@@ -240,6 +251,8 @@ def erase_content(session: Session, contact_ids: list[int], before: datetime | N
     outbound = session.execute(update(OutboundMessage).where(*old_out).values(body=ERASED, erased_at=now)
                                .execution_options(synchronize_session=False))
     if before is None:
+        session.execute(update(SatisfactionResponse).where(SatisfactionResponse.contact_id.in_(contact_ids))
+                        .values(comment=None).execution_options(synchronize_session=False))
         tickets = select(HandoffTicket.id).where(HandoffTicket.contact_id.in_(contact_ids))
         session.execute(update(HandoffTicket).where(HandoffTicket.id.in_(tickets)).values(summary={})
                         .execution_options(synchronize_session=False))

@@ -2,7 +2,7 @@
 
 Put a new key first in ENCRYPTION_KEYS (`clinic crypto new-key`), keep the old ones after it, run
 this; afterwards the old keys can be dropped. Every encrypted column (found from the models, so a
-new one is included without a change here) and every file under MEDIA_DIR is rewritten, in batches
+new one is included without a change here) and every file under MEDIA_DIR and RESULTS_DIR is rewritten, in batches
 of short transactions: the clinic keeps running meanwhile, and a rerun after an interruption is
 harmless (what is already under the newest key is simply rewritten again).
 """
@@ -38,7 +38,8 @@ def encrypted_columns() -> dict[str, list[str]]:
     return found
 
 
-def rotate(db: Database, media_dir: Path) -> Rotated:
+def rotate(db: Database, *folders: Path) -> Rotated:
+    """Re-encrypt every encrypted column, then every file under `folders` (media, result PDFs)."""
     result = Rotated(unreadable_files=[])
     for name, columns in encrypted_columns().items():
         table = metadata.tables[name]
@@ -56,12 +57,13 @@ def rotate(db: Database, media_dir: Path) -> Rotated:
                 break
             result.rows += len(rows)
             last = rows[-1].id
-    for path in sorted(media_dir.rglob("*")) if media_dir.is_dir() else []:
-        if not path.is_file() or path.name.endswith(".part"):
-            continue
-        try:
-            crypto.write_file(path, crypto.read_file(path))
-            result.files += 1
-        except crypto.InvalidToken:
-            result.unreadable_files.append(str(path.relative_to(media_dir)))
+    for folder in folders:
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            if not path.is_file() or path.name.endswith(".part"):
+                continue
+            try:
+                crypto.write_file(path, crypto.read_file(path))
+                result.files += 1
+            except crypto.InvalidToken:
+                result.unreadable_files.append(str(path))
     return result

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from clinic import audit, crypto
+from clinic import audit
 from clinic.db import Database
 from clinic.models import AfterVisitKind, AfterVisitMessage, ReminderStatus, SatisfactionResponse, utcnow
 
@@ -81,7 +81,7 @@ def comment(db: Database, *, appointment_id: int, contact_id: int, text: str, no
             SatisfactionResponse.contact_id == contact_id)).first()
         if row is None:
             return False
-        row.comment, row.commented_at = crypto.encrypt_text(text), now
+        row.comment, row.commented_at = text, now
         session.flush()
         audit.record(session, "satisfaction.commented", actor=f"contact:{contact_id}",
                      subject=f"appointment:{appointment_id}",
@@ -95,5 +95,5 @@ def responses(db: Database, start: datetime, end: datetime) -> list[Response]:
         rows = session.scalars(select(SatisfactionResponse).where(
             SatisfactionResponse.answered_at >= start, SatisfactionResponse.answered_at < end)
             .order_by(SatisfactionResponse.answered_at, SatisfactionResponse.id)).all()
-    return [Response(r.appointment_id, r.rating, crypto.decrypt_text(r.comment) if r.comment else None,
+    return [Response(r.appointment_id, r.rating, r.comment,
                      r.answered_at) for r in rows]

@@ -86,6 +86,6 @@ def downgrade() -> None:
     op.drop_index('ix_waitlist_offers_slot_status', table_name='waitlist_offers')
     op.drop_index('uq_waitlist_offers_open_entry', table_name='waitlist_offers')
     op.drop_table('waitlist_offers')
-    with op.batch_alter_table('specialties') as batch:
-        batch.drop_column('followup_book')
-        batch.drop_column('followup')
+    # Plain DROP COLUMN (SQLite 3.35+): batch mode would rebuild `specialties`, which appointments refer to.
+    op.execute('ALTER TABLE specialties DROP COLUMN followup_book')
+    op.execute('ALTER TABLE specialties DROP COLUMN followup')

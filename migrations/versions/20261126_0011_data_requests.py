@@ -37,21 +37,17 @@ def upgrade() -> None:
     op.create_index('uq_data_requests_open', 'data_requests', ['contact_id', 'kind'], unique=True,
                     sqlite_where=sa.text("status IN ('pending', 'approved')"),
                     postgresql_where=sa.text("status IN ('pending', 'approved')"))
-    with op.batch_alter_table('inbound_messages') as batch:
-        batch.add_column(sa.Column('erased_at', clinic.models.UTCDateTime(), nullable=True))
-    with op.batch_alter_table('outbound_messages') as batch:
-        batch.add_column(sa.Column('erased_at', clinic.models.UTCDateTime(), nullable=True))
-    with op.batch_alter_table('contacts') as batch:
-        batch.add_column(sa.Column('history_cleared_before', clinic.models.UTCDateTime(), nullable=True))
+    op.add_column('inbound_messages', sa.Column('erased_at', clinic.models.UTCDateTime(), nullable=True))
+    op.add_column('outbound_messages', sa.Column('erased_at', clinic.models.UTCDateTime(), nullable=True))
+    op.add_column('contacts', sa.Column('history_cleared_before', clinic.models.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('contacts') as batch:
-        batch.drop_column('history_cleared_before')
-    with op.batch_alter_table('outbound_messages') as batch:
-        batch.drop_column('erased_at')
-    with op.batch_alter_table('inbound_messages') as batch:
-        batch.drop_column('erased_at')
+    # Plain ALTER TABLE DROP COLUMN (SQLite 3.35+): batch mode would rebuild `contacts`, and on SQLite
+    # dropping the old table cascades into every message that refers to it.
+    op.execute('ALTER TABLE contacts DROP COLUMN history_cleared_before')
+    op.execute('ALTER TABLE outbound_messages DROP COLUMN erased_at')
+    op.execute('ALTER TABLE inbound_messages DROP COLUMN erased_at')
     op.drop_index('uq_data_requests_open', table_name='data_requests')
     op.drop_index(op.f('ix_data_requests_contact_id'), table_name='data_requests')
     op.drop_table('data_requests')

@@ -61,21 +61,25 @@ def test_data_under_key_a_is_read_with_b_a_and_after_rotate_with_b_alone(monkeyp
     store.save(db, text_webhook())
     media = media_dir / "1" / "1.jpg"
     crypto.write_file(media, PHOTO)
+    report = tmp_path / "results" / "1.pdf"
+    crypto.write_file(report, b"%PDF-1.4 rash")
     assert SECRET.encode() not in raw_database(database_file)
-    assert b"rash" not in media.read_bytes()
+    assert b"rash" not in media.read_bytes() and b"rash" not in report.read_bytes()
 
     use_keys(monkeypatch, f"{KEY_B},{KEY_A}")  # a new key in front: the old data still reads
     assert read_back(db, media) == (SECRET, PHOTO)
 
     done = subprocess.run(
         [CLINIC, "crypto", "rotate"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "DATABASE_URL": url, "MEDIA_DIR": str(media_dir), "ENCRYPTION_KEYS": f"{KEY_B},{KEY_A}"},
+        env={**os.environ, "DATABASE_URL": url, "MEDIA_DIR": str(media_dir), "RESULTS_DIR": str(report.parent),
+             "ENCRYPTION_KEYS": f"{KEY_B},{KEY_A}"},
     )
     assert done.returncode == 0, done.stderr
-    assert "1 files" in done.stdout
+    assert "2 files" in done.stdout  # the photo and the result PDF
 
     use_keys(monkeypatch, KEY_B)  # the old key dropped
     assert read_back(db, media) == (SECRET, PHOTO)
+    assert crypto.read_file(report) == b"%PDF-1.4 rash"
     use_keys(monkeypatch, KEY_A)  # and the old key alone no longer reads anything
     with pytest.raises(crypto.InvalidToken):
         read_back(db, media)

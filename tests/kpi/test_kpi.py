@@ -6,11 +6,22 @@ from dataclasses import replace
 from datetime import date, datetime, timezone
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from clinic import kpi
 from clinic.kpi import Durations, Rate
-from clinic.models import InboundMessage, OutboundMessage, OutboundStatus, utcnow
+from clinic.models import (
+    Appointment,
+    AppointmentStatus,
+    InboundMessage,
+    OfferStatus,
+    OutboundMessage,
+    OutboundStatus,
+    SatisfactionResponse,
+    WaitlistEntry,
+    WaitlistOffer,
+    utcnow,
+)
 from clinic.settings import settings
 from clinic.whatsapp.client import WhatsAppClient
 from clinic.whatsapp.types import GraphConfig
@@ -51,7 +62,20 @@ def test_reminder_confirmations_count_only_what_the_reminder_asked(week_db):
 def test_cancellations_and_freed_slots(week_db):
     assert kpi.cancellations(week_db, WEEK) == 2  # A6, A8; A9's reschedule is a move
     assert kpi.freed_slots_refilled(week_db, WEEK) == Rate(1, 2)  # A6's slot went to A7
-    assert kpi.freed_slots_refilled_from_waitlist(week_db, WEEK) is None  # no waitlist offers recorded yet
+    assert kpi.freed_slots_refilled_from_waitlist(week_db, WEEK) == Rate(0, 2)  # A7 was booked by staff
+    with week_db.transaction() as session:  # as if A7 had come from an accepted waitlist offer
+        cancelled = session.scalars(select(Appointment).where(Appointment.status == AppointmentStatus.cancelled)).all()
+        refill = session.scalars(select(Appointment).where(
+            Appointment.slot_id.in_([a.slot_id for a in cancelled]),
+            Appointment.status != AppointmentStatus.cancelled)).one()
+        entry = WaitlistEntry(patient_id=refill.patient_id, practitioner_id=refill.practitioner_id,
+                              wanted_from=date(2027, 3, 1), wanted_until=date(2027, 3, 7))
+        session.add(entry)
+        session.flush()
+        session.add(WaitlistOffer(entry_id=entry.id, slot_id=refill.slot_id, status=OfferStatus.accepted,
+                                  appointment_id=refill.id, offered_at=refill.created_at,
+                                  expires_at=refill.created_at))
+    assert kpi.freed_slots_refilled_from_waitlist(week_db, WEEK) == Rate(1, 2)
 
 
 def test_bookings_by_channel(week_db):
@@ -92,21 +116,22 @@ def test_a_period_without_data_gives_no_rates(week_db):
 
 def test_missing_data_is_n_a_not_a_number(week_db):
     figures = {f.key: f.text for f in kpi.report(week_db, WEEK)}
-    assert figures["satisfaction_average"] == "n/a"
-    assert figures["fallback_rate"] == "n/a"
-    assert figures["freed_slots_refilled_from_waitlist"] == "n/a"
+    assert figures["satisfaction_average"] == "n/a"  # nobody answered
+    assert figures["fallback_rate"] == "n/a"  # Rasa's events are not in this database
+    assert figures["freed_slots_refilled_from_waitlist"].startswith("0.0% (0/")  # no offer was accepted
     assert figures["no_show_rate"] == "40.0% (2/5)"
     assert figures["nurse_first_response_p95"] == "20.0 min"
     assert figures["bot_reply_latency_p50"] == "4.0 s"
 
 
-def test_satisfaction_and_fallback_once_their_tables_exist(week_db):
+def test_satisfaction_answers_and_the_fallback_rate_once_rasa_events_are_there(week_db):
+    with week_db.transaction() as session:
+        visits = session.scalars(select(Appointment.id).order_by(Appointment.id).limit(4)).all()
+        days = (2, 3, 4, 20)  # the last one falls outside the week
+        session.add_all([SatisfactionResponse(appointment_id=visit, rating=rating,
+                                              answered_at=datetime(2027, 3, day, 10, tzinfo=timezone.utc))
+                         for visit, rating, day in zip(visits, (5, 4, 5, 1), days, strict=True)])
     with week_db.engine.begin() as connection:
-        connection.execute(text("CREATE TABLE satisfaction_responses (id INTEGER PRIMARY KEY, score INTEGER, "
-                                "answered_at TIMESTAMP)"))
-        connection.execute(text("INSERT INTO satisfaction_responses (id, score, answered_at) VALUES "
-                                "(1, 5, '2027-03-02 10:00:00'), (2, 4, '2027-03-03 10:00:00'), "
-                                "(3, 5, '2027-03-04 10:00:00'), (4, 1, '2027-03-20 10:00:00')"))
         connection.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY, type_name VARCHAR(255), "
                                 "intent_name VARCHAR(255), timestamp FLOAT)"))
         start = kpi.Filters(date(2027, 3, 2), date(2027, 3, 2)).window[0].timestamp()
