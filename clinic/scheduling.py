@@ -476,7 +476,7 @@ def record_attendance(
         if appointment.status is status:
             return _view(appointment)
         if appointment.start_at > now:
-            raise AppointmentNotActive(f"appointment {appointment_id} has not begun yet")
+            raise AppointmentNotActive(f"appointment {appointment_id} has not started yet")
         before = _state(appointment)
         _transition(appointment, status, actor, now)
         _audit(session, status.value, appointment, before, actor, now)

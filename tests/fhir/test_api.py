@@ -221,7 +221,7 @@ def test_the_ehr_sets_cancelled_noshow_and_fulfilled(fhir):
     booked = ehr.post("Appointment", _booking(slot["id"], patient_id)).json()
 
     early = ehr.patch(f"Appointment/{booked['id']}", [{"op": "replace", "path": "/status", "value": "noshow"}])
-    assert "has not begun" in _outcome(early, 422, "business-rule")
+    assert "has not started yet" in _outcome(early, 422, "business-rule")
     cancelled = ehr.put(f"Appointment/{booked['id']}", {**booked, "status": "cancelled",
                                                         "cancelationReason": {"text": "doctor ill"}})
     assert cancelled.status_code == 200, cancelled.text
