@@ -38,7 +38,7 @@ def test_once_settles_what_is_due_logs_the_counts_and_exits(db, visit):
     done = subprocess.run([str(CLINIC), "outreach", "run", "--once"], env=worker_env(db), capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "reminders: 1 sent, 0 skipped" in done.stderr
+    assert "reminder pass: sent 1, skipped 0" in done.stderr
     assert [r.appointment_id for r in reminders(db)] == [visit.id]
     assert len(outbox(db)) == 1  # queued for the sending client, which retries it later
 
@@ -50,7 +50,7 @@ def test_the_loop_stops_cleanly_on_sigterm(db, visit, tmp_path):
                                   stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
-        while "reminders: 1 sent" not in log.read_text():
+        while "reminder pass: sent 1" not in log.read_text():
             assert worker.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
