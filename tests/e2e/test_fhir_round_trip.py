@@ -24,7 +24,7 @@ def test_an_ehr_booking_moved_by_the_patient_on_whatsapp_is_seen_by_the_ehr(what
     try:
         ehr = server.client("round-trip-ehr")
         chat = Chat(whatsapp, phone=PHONE, name="Sara")
-        patient = register_patient(db, wa_id=PHONE, first_name="Sara", last_name="Conti",
+        patient = register_patient(db, wa_id=PHONE, first_name="Sara", last_name="Fabbri",
                                    date_of_birth=date(1985, 2, 3), language="it")
         consents(db, chat)
         first_day = (datetime.now(timezone.utc) + timedelta(days=4)).date()
