@@ -1,5 +1,5 @@
 """A reminder on the patient's phone, and its quick replies answered by the real stack: Confirm
-thanks the patient, Cancel asks and frees the slot."""
+thanks the patient, Cancel asks and frees the slot, Reschedule moves the visit (and its reminders)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from clinic.outreach import reminders
 from clinic.outreach.quiet_hours import next_allowed
 from clinic.patients import register_patient
 from clinic.whatsapp.client import WhatsAppClient
-from tests.e2e.test_whatsapp_booking import Chat, consents, options
+from tests.e2e.test_whatsapp_booking import Chat, consents, options, slot_options
 
 PHONE = "393471117788"
+MOVER = "393471117799"
 
 
 async def send_reminders(db: Database, sandbox, now: datetime) -> None:
@@ -63,3 +64,45 @@ async def test_a_patient_confirms_moves_then_cancels_from_the_reminders_buttons(
     assert scheduling.appointment(db, visit.id).status is AppointmentStatus.cancelled
     assert slot.id in {s.id for s in scheduling.free_slots(
         db, scheduling.SlotQuery(slot.start_at, slot.end_at, specialty="cardiology"))}
+
+
+async def test_a_patient_moves_the_visit_from_the_reminder_and_the_old_time_is_never_reminded(whatsapp, stack):
+    db = Database(stack.database_url)
+    chat = Chat(whatsapp, phone=MOVER, name="Paolo")
+    patient = register_patient(db, wa_id=MOVER, first_name="Paolo", last_name="Greco",
+                               date_of_birth=date(1975, 2, 3), language="it")
+    consents(db, chat)
+    start = datetime.now(timezone.utc) + timedelta(days=4)
+    [slot] = scheduling.free_slots(db, scheduling.SlotQuery(start, start + timedelta(days=7), specialty="cardiology"),
+                                   limit=1)
+    visit = scheduling.book(db, patient_id=patient, slot_id=slot.id, actor="staff:test", specialty="cardiology")
+    whatsapp.close_window(MOVER)
+    rules = reminders.Rules.from_settings()
+    await send_reminders(db, whatsapp, next_allowed(visit.start_at - timedelta(hours=72), rules.quiet, rules.zone))
+    chat.wait_for("appointment_reminder", visit.practitioner_name)
+    [sent] = whatsapp.received(MOVER)
+    _confirm, reschedule, _cancel = reminders.reply_payloads(visit.id)
+
+    whatsapp.tap_quick_reply(MOVER, reschedule, "Sposta", context=sent["id"])
+    chat.wait_for("quando")
+    later = (visit.start_at + timedelta(days=7)).astimezone(rules.zone).date()
+    while later.weekday() >= 5:  # a weekday the clinic works
+        later += timedelta(days=1)
+    chat.says(f"il {later.day}/{later.month}")
+    offered = slot_options(chat.wait_for("/inform"))
+    chat.taps(offered[0])
+    [yes] = [o for o in options(chat.wait_for("Confermi")) if o["id"] == "/affirm"]
+    chat.taps(yes)
+    chat.wait_for("Spostato")
+
+    old = scheduling.appointment(db, visit.id)
+    [moved] = scheduling.upcoming_appointments(db, [patient])
+    assert old.status is AppointmentStatus.cancelled and moved.id != visit.id
+    assert moved.start_at.astimezone(rules.zone).date() == later
+    assert slot.id in {s.id for s in scheduling.free_slots(
+        db, scheduling.SlotQuery(slot.start_at, slot.end_at, specialty="cardiology"))}
+    # the old time's 24 h reminder never goes; the new time's reminders do, at their own moments
+    due = reminders.due_now(db, visit.start_at - timedelta(hours=24), rules)
+    assert visit.id not in {d.appointment_id for d in due}
+    due_new = reminders.due_now(db, moved.start_at - timedelta(hours=24), rules)
+    assert moved.id in {d.appointment_id for d in due_new if d.verdict == "send"}
