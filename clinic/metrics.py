@@ -2,9 +2,10 @@
 
 Every figure comes from the database, not from counters kept by one process: the outbox, the tickets
 and the reminders are shared by all processes, so any process exposing `/metrics` (the inbox on its
-own port, the outreach worker on OUTREACH_METRICS_PORT) reports the same clinic-wide values; scrape
-one of them (or tell the series apart by `instance`). Counters are totals over the table (rate() gives
-message rates); the reply-latency histogram counts the messages that arrived since this process started.
+own port, the webhook ingest and the FHIR API on theirs, the outreach worker on
+OUTREACH_METRICS_PORT) reports the same clinic-wide values; scrape one of them (or tell the series
+apart by `instance`). Counters are totals over the table (rate() gives message rates); the reply-
+latency histogram counts the messages that arrived since this process started.
 
 - `clinic_inbound_messages_total`: patient messages stored.
 - `clinic_outbound_messages_total{source}`: outbox rows by sender (bot, outreach, inbox, window).
@@ -17,6 +18,8 @@ message rates); the reply-latency histogram counts the messages that arrived sin
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -24,11 +27,13 @@ from datetime import datetime, timedelta
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sanic import response
 from sqlalchemy import func, select
 
 from clinic import kpi
 from clinic.db import Database
 from clinic.models import HandoffTicket, InboundMessage, OutboundMessage, OutboundStatus, TicketStatus, utcnow
+from clinic.settings import settings
 
 BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 # A message's reply is looked for once it is this old: by then the bot has answered or never will.
@@ -129,3 +134,16 @@ def registry(db: Callable[[], Database]) -> CollectorRegistry:
 def exposition(registry_: CollectorRegistry) -> bytes:
     """The registry in Prometheus' text format (`CONTENT_TYPE`)."""
     return generate_latest(registry_)
+
+
+def add_route(app, db: Callable[[], Database]) -> None:
+    """`GET /metrics` on a Sanic app (inbox, webhook ingest, FHIR API); bearer METRICS_TOKEN when set."""
+    found = registry(db)
+
+    @app.get("/metrics", name="prometheus_metrics")
+    async def metrics_page(request):
+        token = settings().metrics_token
+        given = request.headers.get("authorization", "")
+        if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return response.text("a bearer token is needed", status=401)
+        return response.raw(await asyncio.to_thread(exposition, found), content_type=CONTENT_TYPE)

@@ -31,7 +31,7 @@ from sanic.exceptions import MethodNotSupported, NotFound, SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from clinic import ical
+from clinic import ical, metrics
 from clinic.db import Database, database
 from clinic.fhir import api, clients
 from clinic.fhir.capability import capability_statement
@@ -71,6 +71,7 @@ def create_app(db: Database | None = None) -> Sanic:
     app = Sanic(f"clinic_fhir_{next(_names)}")
     app.config.FALLBACK_ERROR_FORMAT = "json"
     harden(app, max_request_bytes=MAX_REQUEST_BYTES)
+    metrics.add_route(app, lambda: db)
 
     def base_url() -> str:
         return settings().fhir_base_url.rstrip("/") + "/fhir"

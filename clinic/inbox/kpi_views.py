@@ -5,7 +5,6 @@ style from elsewhere, and none is needed). Also Prometheus' `/metrics` (`clinic.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
@@ -91,15 +90,7 @@ def charts(weekly: list[tuple[date, dict[str, kpi.Figure]]]) -> list[Chart]:
 
 def register(app, *, login_required, page, run, db) -> None:
     """Add the dashboard's routes to the inbox app (admins only), and Prometheus' `/metrics`."""
-    prometheus = metrics.registry(db)
-
-    @app.get("/metrics")
-    async def metrics_page(request: Request):
-        token = settings().metrics_token
-        given = request.headers.get("authorization", "")
-        if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return response.text("a bearer token is needed", status=401)
-        return response.raw(await run(metrics.exposition, prometheus), content_type=metrics.CONTENT_TYPE)
+    metrics.add_route(app, db)
 
     def load(args: dict) -> tuple[kpi.Filters, list[kpi.Figure], list]:
         filters = filters_from(args, db())

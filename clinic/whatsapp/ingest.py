@@ -34,6 +34,7 @@ from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from clinic import metrics
 from clinic.db import Database, database
 from clinic.settings import require_safe_to_start, settings
 from clinic.web import harden
@@ -307,6 +308,7 @@ def create_app(ingest: Ingest, name: str = "clinic_whatsapp_ingest") -> Sanic:
     # rest of a refused body can be read off and the 413 arrives, cuts the connection of anything larger.
     harden(app, max_request_bytes=8 * ingest.max_body_bytes)
     app.blueprint(ingest.blueprint())
+    metrics.add_route(app, lambda: ingest.db)
     return app
 
 

@@ -1,4 +1,5 @@
-"""Prometheus' /metrics: the inbox over real HTTP, the outreach worker's own port, the reply histogram."""
+"""Prometheus' /metrics: the inbox, the webhook ingest and the FHIR API over real HTTP, the outreach
+worker's own port, the reply histogram."""
 
 from __future__ import annotations
 
@@ -120,3 +121,28 @@ def test_the_outreach_worker_serves_metrics_on_its_port(db, tmp_path):
     finally:
         worker.terminate()
         worker.wait(timeout=60)
+
+
+def test_the_webhook_ingest_and_the_fhir_api_serve_the_same_figures(db, tmp_path):
+    handoff.open_ticket(db, _contact(db, "393338880009"), "emergency")
+    env = {**os.environ, "DATABASE_URL": db.url, "METRICS_TOKEN": "scrape-me", "MEDIA_DIR": str(tmp_path)}
+    for module in ("clinic.whatsapp.ingest", "clinic.fhir"):
+        port = free_port()
+        with (tmp_path / f"{module}.log").open("w") as log:
+            process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port)], env=env, stdout=log,
+                                       stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}/metrics"
+
+            def up(url=url):
+                try:
+                    return requests.get(url, timeout=2).status_code
+                except requests.ConnectionError:
+                    return None
+
+            assert wait_until(up, timeout=60) == 401  # the token is asked for
+            answer = requests.get(url, headers={"Authorization": "Bearer scrape-me"}, timeout=10)
+            assert samples(answer.text)[("clinic_open_tickets", (("priority", "urgent"),))] == 1, module
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
