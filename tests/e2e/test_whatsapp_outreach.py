@@ -45,7 +45,8 @@ async def test_a_freed_slot_is_offered_to_the_waitlisted_patient_who_taps_book_i
     chat = Chat(whatsapp, phone=WAITING, name="Nadia")
     waiting = patient(db, chat, "Nadia")
     filler = patient(db, Chat(whatsapp, phone=FILLER, name="Ugo"), "Ugo")
-    start = datetime.now(timezone.utc) + timedelta(days=3)
+    # past the coming Monday: other tests book "lunedì mattina" with the cardiologist
+    start = datetime.now(timezone.utc) + timedelta(days=8)
     day_slots = []
     while not day_slots:  # the first later day with free cardiology slots: all booked by Ugo
         window = scheduling.day_window(start.astimezone(settings().zone).date())

@@ -73,9 +73,10 @@ async def test_a_patient_moves_the_visit_from_the_reminder_and_the_old_time_is_n
                                date_of_birth=date(1975, 2, 3), language="it")
     consents(db, chat)
     start = datetime.now(timezone.utc) + timedelta(days=4)
-    [slot] = scheduling.free_slots(db, scheduling.SlotQuery(start, start + timedelta(days=7), specialty="cardiology"),
+    # dermatology: the other e2e tests fill cardiology, Monday mornings above all
+    [slot] = scheduling.free_slots(db, scheduling.SlotQuery(start, start + timedelta(days=7), specialty="dermatology"),
                                    limit=1)
-    visit = scheduling.book(db, patient_id=patient, slot_id=slot.id, actor="staff:test", specialty="cardiology")
+    visit = scheduling.book(db, patient_id=patient, slot_id=slot.id, actor="staff:test", specialty="dermatology")
     whatsapp.close_window(MOVER)
     rules = reminders.Rules.from_settings()
     await send_reminders(db, whatsapp, next_allowed(visit.start_at - timedelta(hours=72), rules.quiet, rules.zone))
@@ -86,7 +87,8 @@ async def test_a_patient_moves_the_visit_from_the_reminder_and_the_old_time_is_n
     whatsapp.tap_quick_reply(MOVER, reschedule, "Sposta", context=sent["id"])
     chat.wait_for("quando")
     later = (visit.start_at + timedelta(days=7)).astimezone(rules.zone).date()
-    while later.weekday() >= 5:  # a weekday the clinic works
+    while not scheduling.free_slots(db, scheduling.SlotQuery(*scheduling.day_window(later), specialty="dermatology"),
+                                    limit=1):  # a day the clinic works (not a weekend or a holiday such as 8/12)
         later += timedelta(days=1)
     chat.says(f"il {later.day}/{later.month}")
     offered = slot_options(chat.wait_for("/inform"))
@@ -100,7 +102,7 @@ async def test_a_patient_moves_the_visit_from_the_reminder_and_the_old_time_is_n
     assert old.status is AppointmentStatus.cancelled and moved.id != visit.id
     assert moved.start_at.astimezone(rules.zone).date() == later
     assert slot.id in {s.id for s in scheduling.free_slots(
-        db, scheduling.SlotQuery(slot.start_at, slot.end_at, specialty="cardiology"))}
+        db, scheduling.SlotQuery(slot.start_at, slot.end_at, specialty="dermatology"))}
     # the old time's 24 h reminder never goes; the new time's reminders do, at their own moments
     due = reminders.due_now(db, visit.start_at - timedelta(hours=24), rules)
     assert visit.id not in {d.appointment_id for d in due}
