@@ -105,7 +105,8 @@ def test_keyboard_only_sign_in(db, start_inbox, page):
     add_nurse(db, "rossi")
     inbox = start_inbox()
     page.goto(inbox.base_url + "/login")
-    page.keyboard.type("rossi")  # the username field has focus
+    expect(page.get_by_label("Username")).to_be_focused()  # autofocus: typing before it lands would be lost
+    page.keyboard.type("rossi")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
