@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from clinic import wording
+from clinic import metrics, wording
 from clinic.db import Database, database
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def guarded(run: Callable[..., Awaitable[list]]) -> Callable[..., Awaitable[list
             return await run(self, dispatcher, tracker, domain)
         except Exception as error:  # noqa: BLE001 - the boundary: nothing may escape to rasa-sdk
             logger.error("action %s failed: %s", self.name(), type(error).__name__)
+            metrics.action_failed(self.name())
             dispatcher.utter_message(response="utter_something_went_wrong")
             return []
 

@@ -234,11 +234,9 @@ def cmd_outreach_run(args: argparse.Namespace) -> None:
     from clinic.outreach.__main__ import serve  # the worker's imports (HTTP client) only when asked for
 
     if settings().outreach_metrics_port and not args.once:
-        from prometheus_client import start_http_server
-
         from clinic import metrics
 
-        start_http_server(settings().outreach_metrics_port, registry=metrics.registry(database))
+        metrics.serve(settings().outreach_metrics_port, metrics.registry(database))
     serve(args.once)
 
 

@@ -16,7 +16,8 @@
   names; logs carry delivery ids and HTTP statuses. Order across events is not guaranteed: receivers
   compare `occurred_at`, or read the appointment from the FHIR API.
 
-`python -m clinic.hooks` runs the delivery loop (`--once` for a single pass).
+`python -m clinic.hooks` runs the delivery loop (`--once` for a single pass), with Prometheus
+`/metrics` on HOOKS_METRICS_PORT (attempts per outcome, their duration, deliveries per state: docs/kpi.md).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import requests
 from sqlalchemy import select
@@ -40,6 +42,9 @@ from clinic.audit import _plain as recordable
 from clinic.db import Database, database
 from clinic.models import HookDelivery, HookStatus, utcnow
 from clinic.settings import require_safe_to_start, settings
+
+if TYPE_CHECKING:  # the metrics module (Prometheus, Sanic) is loaded by the worker only, not by bookings
+    from clinic.metrics import HookMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -126,31 +131,39 @@ def _post(http: requests.Session, attempt: _Attempt) -> tuple[int | None, str | 
     return answer.status_code, None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
 
 
-def _record(db: Database, attempt: _Attempt, status: int | None, error: str | None, now: datetime) -> None:
+def _record(db: Database, attempt: _Attempt, status: int | None, error: str | None, now: datetime) -> str:
+    """Store the attempt's answer; its outcome: delivered, retrying or failed."""
     with db.transaction() as session:
         row = session.get(HookDelivery, attempt.id)
         row.last_http_status, row.last_error = status, error
         if error is None:
             row.status, row.delivered_at = HookStatus.delivered, now
-        elif row.attempts >= settings().webhook_max_attempts:
+            return "delivered"
+        if row.attempts >= settings().webhook_max_attempts:
             row.status = HookStatus.failed
             logger.warning("webhook delivery %s failed for good after %s attempts: %s", row.id, row.attempts, error)
-        else:
-            row.next_attempt_at = now + backoff(row.attempts)
-            logger.info("webhook delivery %s attempt %s: %s", row.id, row.attempts, error)
+            return "failed"
+        row.next_attempt_at = now + backoff(row.attempts)
+        logger.info("webhook delivery %s attempt %s: %s", row.id, row.attempts, error)
+        return "retrying"
 
 
 def deliver_due(db: Database, *, now: datetime | None = None, http: requests.Session | None = None,
-                limit: int = BATCH) -> int:
-    """One pass: try every due delivery once; how many were tried."""
+                limit: int = BATCH, counts: HookMetrics | None = None) -> int:
+    """One pass: try every due delivery once; how many were tried (each counted in `counts`)."""
     now = now or utcnow()
     attempts = _claim(db, now, limit)
     own = http is None
     http = http or requests.Session()
     try:
         for attempt in attempts:
+            began = time.perf_counter()
             status, error = _post(http, attempt)
-            _record(db, attempt, status, error, now)
+            took = time.perf_counter() - began
+            outcome = _record(db, attempt, status, error, now)
+            if counts is not None:
+                counts.attempts.labels(outcome).inc()
+                counts.seconds.observe(took)
     finally:
         if own:
             http.close()
@@ -202,10 +215,16 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     require_safe_to_start()
+    from clinic import metrics
+
+    counts = metrics.HookMetrics()
+    if settings().hooks_metrics_port and not args.once:
+        metrics.serve(settings().hooks_metrics_port,
+                      metrics.process_registry(counts.collectors(), [metrics.HookCollector(database)]))
     with requests.Session() as http:
         while True:
             try:
-                tried = deliver_due(database(), http=http)
+                tried = deliver_due(database(), http=http, counts=counts)
             except Exception as error:  # noqa: BLE001 - the loop must outlive a bad pass (database restart)
                 logger.warning("webhook pass failed: %s", type(error).__name__)
                 tried = 0

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     )
     outreach_interval_seconds: float = Field(60, gt=0, description="Pause between the outreach worker's passes.")
     outreach_metrics_port: int = Field(
-        0, ge=0, description="Port of the outreach worker's Prometheus /metrics (0: none; the inbox has /metrics)."
+        5085, ge=0, description="Port of the outreach worker's Prometheus /metrics (0: none)."
     )
     metrics_token: str = Field(
         "", description="When set, /metrics answers only requests with `Authorization: Bearer <this>`."
@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     )
     webhook_retry_max_seconds: float = Field(3600, ge=0, description="Longest wait between two attempts.")
     webhook_interval_seconds: float = Field(2, gt=0, description="Pause between the webhook worker's passes.")
+    hooks_metrics_port: int = Field(
+        5095, ge=0, description="Port of the webhook worker's Prometheus /metrics (`python -m clinic.hooks`; 0: none)."
+    )
 
     @property
     def webhook_url_list(self) -> list[str]:
