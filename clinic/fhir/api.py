@@ -14,6 +14,7 @@ Searches (unknown parameters are refused with 400, so a typo never silently wide
   day), `status` (free, busy, busy-unavailable), `service-type`.
 - Appointment: `_id`, `patient`, `practitioner` (or `actor`), `date` (as `start`), `status`
   (comma-separated), `slot`.
+- DiagnosticReport: `_id`, `patient` (or `subject`), `issued`, `identifier` (the sending system's id).
 
 All take `_count` (default 50, at most 200) and `_offset`; results are ordered by time, then id.
 """
@@ -38,6 +39,7 @@ from clinic.fhir import resources
 from clinic.models import (
     Appointment,
     AppointmentStatus,
+    LabResult,
     Location,
     Patient,
     Practitioner,
@@ -257,6 +259,13 @@ def _kinds(now: datetime) -> dict[str, Kind]:
             "date": lambda values, name: _date_conditions(Appointment.start_at, values, name),
             "status": _appointment_status,
             "slot": _ids(Appointment.slot_id, "Slot"),
+        }),
+        "DiagnosticReport": Kind(LabResult, resources.diagnostic_report, (), (LabResult.created_at, LabResult.id), {
+            "_id": _ids(LabResult.id, "DiagnosticReport"),
+            "patient": _ids(LabResult.patient_id, "Patient"),
+            "subject": _ids(LabResult.patient_id, "Patient"),
+            "issued": lambda values, name: _date_conditions(LabResult.created_at, values, name),
+            "identifier": _tokens(LabResult.external_id),
         }),
     }
 

@@ -12,7 +12,10 @@ and a slow EHR sync never holds up the inbox or the bot.
 - Every error is an OperationOutcome with the HTTP status (400, 401, 404, 405, 409, 415, 422, 500).
 - Database work runs in threads (`asyncio.to_thread`): the event loop never waits on a lock.
 - The clinic's edge rules (`clinic.web.harden`): security headers on every answer, 413 above
-  MAX_REQUEST_BYTES.
+  MAX_REQUEST_BYTES; `POST /fhir/DiagnosticReport` alone is streamed, after its client is
+  authenticated, up to what a RESULTS_MAX_MB PDF needs as base64 (`clinic.fhir.reports`).
+- A patient's own `.ics` of one visit (`/calendar/visit/<token>.ics`, `clinic.ical`), the link sent
+  with the booking confirmation.
 - Logs carry the method, the resource type, ids and statuses, never bodies.
 """
 
@@ -33,7 +36,7 @@ from sanic.response import HTTPResponse
 
 from clinic import ical, metrics
 from clinic.db import Database, database
-from clinic.fhir import api, clients
+from clinic.fhir import api, clients, reports
 from clinic.fhir.capability import capability_statement
 from clinic.fhir.resources import outcome
 from clinic.settings import settings
@@ -55,14 +58,38 @@ def problem(error: api.FhirError) -> HTTPResponse:
     return fhir_response(outcome(error.code, error.diagnostics), error.status, headers)
 
 
-def _json_body(request: Request) -> Any:
+def _json_type(request: Request) -> None:
     content_type = (request.content_type or "").split(";")[0].strip()
     if content_type not in (FHIR_JSON, "application/json", "application/json-patch+json"):
         raise api.FhirError(415, "not-supported", "send JSON (application/fhir+json)")
+
+
+def _json_body(request: Request) -> Any:
+    _json_type(request)
+    return _json(request.body)
+
+
+def _json(raw: bytes) -> Any:
     try:
-        return json.loads(request.body or b"null")
+        return json.loads(raw or b"null")
     except ValueError:
         raise api.FhirError(400, "structure", "the body is not JSON") from None
+
+
+async def _streamed_body(request: Request, max_bytes: int) -> bytes:
+    """The body of a streamed route, refused with 413 as soon as it passes `max_bytes`."""
+    declared = request.headers.get("content-length", "")
+    too_large = api.FhirError(413, "too-long", f"the request is larger than {max_bytes} bytes")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    while True:
+        chunk = await request.stream.read()
+        if chunk is None:
+            return bytes(body)
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
 
 
 def create_app(db: Database | None = None) -> Sanic:
@@ -116,10 +143,27 @@ def create_app(db: Database | None = None) -> Sanic:
         params = {k: list(v) for k, v in request.args.items()}
         return fhir_response(await asyncio.to_thread(api.search, db, resource_type, params, base_url()))
 
+    @app.get("/fhir/DiagnosticReport")
+    async def search_reports(request: Request) -> HTTPResponse:
+        """The static POST route below hides the dynamic GET from the router: search is named here too."""
+        return await search(request, "DiagnosticReport")
+
     @app.get("/fhir/<resource_type:str>/<ident:str>")
     async def read(request: Request, resource_type: str, ident: str) -> HTTPResponse:
         await actor_of(request)
         return fhir_response(await asyncio.to_thread(api.read, db, resource_type, ident))
+
+    @app.post("/fhir/DiagnosticReport", stream=True)
+    async def create_report(request: Request) -> HTTPResponse:
+        """A lab result with its PDF: streamed (the body may be megabytes), read only for a known client."""
+        actor = await actor_of(request)
+        _json_type(request)
+        raw = await _streamed_body(request, reports.max_body_bytes())
+        created, new = await asyncio.to_thread(
+            lambda: reports.create_diagnostic_report(db, _json(raw), actor))
+        logger.info("fhir create DiagnosticReport/%s by %s: %s", created["id"], actor, "new" if new else "known")
+        return fhir_response(created, 201 if new else 200,
+                             {"Location": f"{base_url()}/DiagnosticReport/{created['id']}"})
 
     @app.post("/fhir/<resource_type:str>")
     async def create(request: Request, resource_type: str) -> HTTPResponse:

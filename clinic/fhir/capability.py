@@ -9,10 +9,11 @@ from fhir.resources.capabilitystatement import CapabilityStatement
 from clinic.fhir import api
 from clinic.fhir.resources import FHIR_VERSION
 
-_TYPES = {"start": "date", "date": "date", "birthdate": "date", "_id": "token", "identifier": "token",
+_TYPES = {"start": "date", "date": "date", "birthdate": "date", "issued": "date", "_id": "token", "identifier": "token",
           "status": "token", "service-type": "token", "active": "token", "family": "string", "given": "string",
           "name": "string"}
-_WRITES = {"Appointment": [{"code": "create"}, {"code": "update"}, {"code": "patch"}]}
+_WRITES = {"Appointment": [{"code": "create"}, {"code": "update"}, {"code": "patch"}],
+           "DiagnosticReport": [{"code": "create"}]}  # a lab result with its PDF (clinic.fhir.reports)
 
 
 def capability_statement(base_url: str) -> dict:

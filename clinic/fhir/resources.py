@@ -9,6 +9,10 @@ Mapping (one place, so the API, the tests and the docs agree):
 - Appointment/ID: booked and confirmed are both `booked` (confirmed: the patient participant has
   `accepted`, else `needs-action`); completed → `fulfilled`, no_show → `noshow`, cancelled →
   `cancelled` (`cancelationReason.text`: why; `rescheduled` when it was moved to a new appointment).
+- DiagnosticReport/ID: a lab result (`clinic.results`), `final`; `code.text` its title, `category` its
+  kind, `identifier` the sending system's id (system: the source), `issued` when it was registered.
+  `presentedForm` says a PDF of that size exists; its bytes never leave through the API (patients get
+  them after the identity check, staff in the inbox).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir.resources.appointment import Appointment as FhirAppointment
+from fhir.resources.diagnosticreport import DiagnosticReport as FhirDiagnosticReport
 from fhir.resources.location import Location as FhirLocation
 from fhir.resources.operationoutcome import OperationOutcome
 from fhir.resources.patient import Patient as FhirPatient
@@ -24,7 +29,16 @@ from fhir.resources.practitioner import Practitioner as FhirPractitioner
 from fhir.resources.schedule import Schedule as FhirSchedule
 from fhir.resources.slot import Slot as FhirSlot
 
-from clinic.models import Appointment, AppointmentStatus, Location, Patient, Practitioner, Slot, Specialty
+from clinic.models import (
+    Appointment,
+    AppointmentStatus,
+    LabResult,
+    Location,
+    Patient,
+    Practitioner,
+    Slot,
+    Specialty,
+)
 from clinic.settings import settings
 
 FHIR_VERSION = "4.0.1"
@@ -32,6 +46,9 @@ SPECIALTY_SYSTEM = "urn:clinic-assistant:specialty"
 PRACTITIONER_SYSTEM = "urn:clinic-assistant:practitioner"
 LOCATION_SYSTEM = "urn:clinic-assistant:location"
 LANGUAGE_SYSTEM = "urn:ietf:bcp:47"
+RESULT_KIND_SYSTEM = "urn:clinic-assistant:result-kind"
+RESULT_SOURCE_SYSTEM = "urn:clinic-assistant:result-source:"  # + the source (`fhir:lab`, `lab:api`, `cli`)
+PDF = "application/pdf"
 
 APPOINTMENT_STATUS = {
     AppointmentStatus.booked: "booked",
@@ -155,6 +172,24 @@ def appointment(a: Appointment) -> dict:
     if a.status is AppointmentStatus.cancelled and a.cancellation_reason:
         data["cancelationReason"] = {"text": a.cancellation_reason}
     return _checked(FhirAppointment, data)
+
+
+def diagnostic_report(r: LabResult) -> dict:
+    """A lab result's metadata: never its PDF (see the module's docstring)."""
+    data: dict[str, Any] = {
+        "resourceType": "DiagnosticReport",
+        "id": str(r.id),
+        "status": "final",
+        "code": {"text": r.title},
+        "subject": {"reference": f"Patient/{r.patient_id}"},
+        "issued": instant(r.created_at),
+        "presentedForm": [{"contentType": PDF, "size": r.size}],
+    }
+    if r.external_id:
+        data["identifier"] = [{"system": RESULT_SOURCE_SYSTEM + r.source, "value": r.external_id}]
+    if r.kind:
+        data["category"] = [{"coding": [{"system": RESULT_KIND_SYSTEM, "code": r.kind}], "text": r.kind}]
+    return _checked(FhirDiagnosticReport, data)
 
 
 def outcome(code: str, diagnostics: str, severity: str = "error") -> dict:
