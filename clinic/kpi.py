@@ -6,8 +6,8 @@ appointment figures (messages and tickets belong to no location or specialty and
 `report()` lists every figure; the CLI (`clinic kpi`), the dashboard and its CSV all print that list,
 so they cannot disagree. Formulas are in each docstring and in docs/kpi.md.
 
-A figure whose data the clinic does not record yet (satisfaction answers, waitlist offers, Rasa's
-tracker store in this database) is `None`, shown "n/a": never an invented number.
+A figure whose data the clinic does not record yet (satisfaction answers, waitlist offers, messages
+the bot acted on) is `None` or has nothing to divide, shown "n/a": never an invented number.
 
 Nurse times are measured from the ticket's creation, the moment the bot handed over: the time a
 patient spent with the bot before asking for a person is never counted as nurse time.
@@ -50,7 +50,6 @@ RE_ENGAGEMENT = 131047  # Meta: the 24-hour window was closed when the message a
 # Tables other parts of the clinic are expected to add; until they exist their figures are n/a.
 SATISFACTION_TABLE = ("satisfaction_responses", ("rating", "answered_at"))  # rating 1..5 (clinic.satisfaction)
 WAITLIST_OFFERS_TABLE = ("waitlist_offers", ("appointment_id",))  # the appointment an offer turned into
-TRACKER_EVENTS_TABLE = ("events", ("type_name", "intent_name", "timestamp"))  # Rasa's SQL tracker store
 
 
 @dataclass(frozen=True)
@@ -468,19 +467,19 @@ def reply_latencies(session: Session, start: datetime, end: datetime) -> list[fl
     return seconds
 
 
-def fallback_rate(db: Database, filters: Filters) -> Rate | None:
-    """Patient messages the NLU did not understand (`nlu_fallback`) / patient messages, in the period.
-    From Rasa's SQL tracker store (`events`): n/a when it is not in the clinic database.
+def fallback_rate(db: Database, filters: Filters) -> Rate:
+    """Patient messages whose turn fell back / patient messages the bot acted on, received in the period.
+    The WhatsApp channel stores each message's outcome once Rasa has handled it (`nlu_fallback`: the
+    intent was `nlu_fallback` or a fallback action ran; clinic.whatsapp.channel.nlu_outcome). Messages
+    the bot did nothing with (a nurse held the conversation), failed ones and reactions have none and
+    are left out, whatever Rasa's tracker store is.
     """
     start, end = filters.window
     with db.reading() as session:
-        events = _optional_table(session, TRACKER_EVENTS_TABLE)
-        if events is None:
-            return None
-        intents = session.scalars(select(events.c.intent_name).where(
-            events.c.type_name == "user", events.c.timestamp >= start.timestamp(),
-            events.c.timestamp < end.timestamp())).all()
-    return Rate(sum(i == "nlu_fallback" for i in intents), len(intents))
+        outcomes = session.scalars(select(InboundMessage.nlu_fallback).where(
+            InboundMessage.nlu_fallback.is_not(None), InboundMessage.received_at >= start,
+            InboundMessage.received_at < end)).all()
+    return Rate(sum(outcomes), len(outcomes))
 
 
 @dataclass(frozen=True)

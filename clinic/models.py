@@ -584,6 +584,11 @@ class InboundMessage(Base):
     attempts = Column(Integer, nullable=False, default=0)
     handled_at = Column(UTCDateTime)
     erased_at = Column(UTCDateTime)  # content removed (erasure or retention): payload and text are gone
+    # What the bot made of it (the channel reads Rasa's tracker once the turn is done; no text): the
+    # intent it acted on and whether the turn ended in a fallback. None: not handled by the bot (a
+    # nurse holds the conversation, a reaction) or handled before this was recorded.
+    nlu_intent = Column(String(100))
+    nlu_fallback = Column(Boolean)
 
 
 class OutboundStatus(str, enum.Enum):
@@ -986,6 +991,20 @@ class CalendarFeed(Base):
     location_id = Column(ForeignKey("locations.id", ondelete="CASCADE"))
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     revoked_at = Column(UTCDateTime)
+
+
+class VisitCalendarLink(Base):
+    """A patient's link to one visit's `.ics`, sent with the booking (or reschedule) confirmation. Only
+    the token's SHA-256 is kept. The event follows the appointment through its reschedules and ends
+    as cancelled with it; the link stops working some days after the visit (`clinic.ical`).
+    """
+
+    __tablename__ = "visit_calendar_links"
+
+    token_hash = Column(String(64), primary_key=True)
+    appointment_id = Column(ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False, index=True)
+    language = Column(String(2), nullable=False, default="it")  # of the confirmation, for the event's words
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
 
 
 class DataRequestKind(str, enum.Enum):

@@ -28,6 +28,12 @@ number is known. Ordering and restart recovery assume one Rasa process serves th
 default); several processes would need a claim on inbound rows (a lease column) first.
 
 Logs carry ids only (wamids, row ids, contact ids): never text, names or phone numbers.
+
+Operations: Prometheus `GET /metrics` on the Rasa server's own port (5005, bearer METRICS_TOKEN):
+messages handed to the bot, bot messages queued, webhook → first reply latency, NLU fallbacks, and
+the outbox the client sends (`clinic.metrics.ChannelMetrics`, docs/kpi.md). Once Rasa has handled a
+message, the intent it acted on and whether the turn fell back are stored on the message (intent
+names only, never text): the fallback-rate KPI reads them.
 """
 
 from __future__ import annotations
@@ -42,12 +48,15 @@ from pathlib import Path
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from clinic import consent, crypto, handoff
+from clinic import consent, crypto, handoff, metrics
 from clinic.db import Database, database
+from clinic.models import utcnow
 from clinic.nlu.lexicon import lexicon_intent
 from clinic.settings import require_safe_to_start, settings
 from clinic.whatsapp import store
@@ -71,6 +80,28 @@ RETRY_DELAY_SECONDS = 1.0  # doubled after each failed attempt
 BOT_READY_POLL_SECONDS = 0.5
 SWEEP_SECONDS = 5.0  # how often pending rows nobody woke (a lost nudge) are looked for
 ENQUEUE_ATTEMPTS = 3  # a bot message the outbox cannot take is retried briefly, then logged as lost
+FALLBACK_INTENT = "nlu_fallback"  # FallbackClassifier: the NLU was not confident
+FALLBACK_ACTIONS = ("action_default_fallback", "action_two_stage_fallback")  # the policies were not
+
+
+def nlu_outcome(events: Any, message_id: str) -> tuple[str | None, bool] | None:
+    """What the bot made of the user message `message_id`, from the tracker's events: the intent it
+    acted on and whether the turn fell back (intent `nlu_fallback`, or a fallback action ran). None when
+    the message is not in the tracker or the bot did nothing with it (a nurse holds the conversation).
+    """
+    intent, actions, found = None, [], False
+    for event in events:
+        if isinstance(event, UserUttered):
+            if found:
+                break
+            found = event.message_id == message_id
+            intent = event.intent_name if found else None
+        elif found and isinstance(event, ActionExecuted) and event.action_name != ACTION_LISTEN_NAME:
+            actions.append(event.action_name)
+    if not found or not actions:
+        return None
+    intent = intent[:100] if intent else None
+    return intent, intent == FALLBACK_INTENT or any(a in FALLBACK_ACTIONS for a in actions)
 
 
 async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -88,10 +119,13 @@ class WhatsAppOutput(OutputChannel):
     def name(cls) -> str:
         return "whatsapp"
 
-    def __init__(self, client: Any, db: Database, contact_id: int | None = None) -> None:
+    def __init__(self, client: Any, db: Database, contact_id: int | None = None, *,
+                 counts: metrics.ChannelMetrics | None = None, received_at: Any = None) -> None:
         self.client = client
         self.db = db
         self.contact_id = contact_id
+        self.counts = counts
+        self.received_at = received_at  # the patient's message this turn answers, as stored by the webhook
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         """One Rasa message (text, buttons, image, custom…) becomes its Graph bodies in one go."""
@@ -120,9 +154,16 @@ class WhatsAppOutput(OutputChannel):
                 if attempt == ENQUEUE_ATTEMPTS:
                     logger.error("contact %s: bot message lost, outbox unavailable (%s)", contact_id,
                                  type(error).__name__)
+                    if self.counts is not None:
+                        self.counts.bot_messages.labels("lost").inc()
                     return
                 await asyncio.sleep(0.2 * attempt)
         self.client.kick()
+        if self.counts is not None:
+            self.counts.bot_messages.labels("queued").inc()
+            if self.received_at is not None:  # the turn's first reply: the latency the patient felt
+                self.counts.reply_seconds.observe(max((utcnow() - self.received_at).total_seconds(), 0.0))
+                self.received_at = None
         logger.debug("contact %s: bot message queued as outbox rows %s", contact_id, ids)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
@@ -177,6 +218,7 @@ class WhatsAppInput(InputChannel):
         self.retry_delay = retry_delay
         self.sweep_interval = sweep_interval
         self.inbox: Inbox | None = None
+        self.counts = metrics.ChannelMetrics()
 
     @property
     def db(self) -> Database:
@@ -197,11 +239,22 @@ class WhatsAppInput(InputChannel):
 
     def get_output_channel(self) -> OutputChannel:
         """For messages Rasa sends on its own (e.g. `trigger_intent`): the contact is looked up."""
-        return WhatsAppOutput(self.client, self.db)
+        return WhatsAppOutput(self.client, self.db, counts=self.counts)
+
+    def add_metrics_route(self, app: Any) -> None:
+        """`GET /metrics` at the server's root (where Prometheus looks), not under the channel's prefix:
+        this channel's counts and the outbox its client sends.
+        """
+        metrics.add_route(app, found=metrics.process_registry(self.counts.collectors(),
+                                                              [metrics.OutboxCollector(lambda: self.db)]))
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         inbox = self.inbox = Inbox(self, on_new_message)
         webhook = Blueprint("whatsapp_webhook", __name__)
+
+        @webhook.listener("main_process_start")  # before Sanic freezes its routes (`before_server_start` is too late)
+        async def mount_metrics(app: Any, _loop: Any = None) -> None:
+            self.add_metrics_route(app)
 
         @webhook.listener("after_server_start")
         async def start(app: Any, _loop: Any = None) -> None:
@@ -399,11 +452,16 @@ class Inbox:
             await self._bot_ready()
             await self._triage_during_handoff(message)
             await self.on_new_message(self._user_message(message))
-            await asyncio.to_thread(store.mark_handled, db, message.id)
+            outcome = await self._nlu_outcome(message)
+            await asyncio.to_thread(store.mark_handled, db, message.id, outcome)
+            self.channel.counts.messages.labels("handled").inc()
+            if outcome is not None:
+                self.channel.counts.fallbacks.labels(str(outcome[1]).lower()).inc()
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - retried, then failed; never the content in logs
             gave_up = await asyncio.to_thread(store.record_failure, db, message.id, self.channel.max_attempts)
+            self.channel.counts.messages.labels("failed" if gave_up else "retried").inc()
             if gave_up:
                 logger.error(
                     "message %s (inbound %s) failed after %d attempts (%s)",
@@ -415,6 +473,18 @@ class Inbox:
                 message.wamid, message.id, message.attempts + 1, type(error).__name__,
             )
             await asyncio.sleep(self.channel.retry_delay * 2**message.attempts)
+
+    async def _nlu_outcome(self, message: store.Pending) -> tuple[str | None, bool] | None:
+        """The turn Rasa just finished, read back from its tracker store (`nlu_outcome`)."""
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+        if agent is None or agent.tracker_store is None:
+            return None
+        try:
+            tracker = await agent.tracker_store.retrieve(message.sender_id)
+        except Exception as error:  # noqa: BLE001 - the message is handled all the same
+            logger.warning("message %s: NLU outcome not read (%s)", message.wamid, type(error).__name__)
+            return None
+        return nlu_outcome(tracker.events, message.wamid) if tracker is not None else None
 
     async def _triage_during_handoff(self, message: store.Pending) -> None:
         """A nurse holds the conversation, so Rasa (paused) answers nothing. Two things cannot wait for
@@ -436,7 +506,8 @@ class Inbox:
         answer = "utter_emergency" if intent == "emergency" else "utter_opt_out_confirmed"
         said = await agent.nlg.generate(answer, tracker, WhatsAppInput.name())
         if said:
-            output = WhatsAppOutput(self.channel.client, self.channel.db, message.contact_id)
+            output = WhatsAppOutput(self.channel.client, self.channel.db, message.contact_id,
+                                    counts=self.channel.counts)
             await output.send_response(message.sender_id, said)
         if intent == "opt_out":
             logger.info("message %s: opt-out during handoff (ticket %s)", message.wamid, ticket.id)
@@ -456,7 +527,8 @@ class Inbox:
             metadata["media"] = {"inbound_id": message.id, "path": message.media_path, "mime": message.media_mime}
         return UserMessage(
             text=message.rasa_text,
-            output_channel=WhatsAppOutput(self.channel.client, self.channel.db, message.contact_id),
+            output_channel=WhatsAppOutput(self.channel.client, self.channel.db, message.contact_id,
+                                          counts=self.channel.counts, received_at=message.received_at),
             sender_id=message.sender_id,
             input_channel=WhatsAppInput.name(),
             message_id=message.wamid,

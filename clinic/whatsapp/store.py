@@ -67,6 +67,7 @@ class Pending:
     media_path: str | None
     media_mime: str | None
     attempts: int
+    received_at: datetime | None = None  # when the webhook stored it: the reply latency starts here
 
 
 def save(
@@ -306,6 +307,7 @@ def next_pending(db: Database, contact_id: int) -> Pending | None:
             media_path=row.media_path,
             media_mime=row.media_mime,
             attempts=row.attempts,
+            received_at=row.received_at,
         )
 
 
@@ -316,12 +318,15 @@ def attach_media(db: Database, inbound_id: int, path: str, mime: str | None) -> 
         row.media_mime = mime or row.media_mime
 
 
-def mark_handled(db: Database, inbound_id: int) -> None:
+def mark_handled(db: Database, inbound_id: int, outcome: tuple[str | None, bool] | None = None) -> None:
+    """Handled; `outcome` is what the bot made of it (intent, fell back), when the channel knows."""
     with db.transaction() as session:
         row = session.get(InboundRow, inbound_id)
         row.status = InboundStatus.handled
         row.attempts += 1
         row.handled_at = utcnow()
+        if outcome is not None:
+            row.nlu_intent, row.nlu_fallback = outcome
 
 
 def record_failure(db: Database, inbound_id: int, max_attempts: int) -> bool:

@@ -20,6 +20,10 @@ resolved 14:00, a message at 13:10 during the handoff. C2 writes at 09:00 on 2 M
 (medical_question) 09:01, reply 09:05, resolved 09:31. C3 writes 20:00 and 20:30 on 3 Mar (no nurse).
 C4 writes 08:00 on 4 Mar, ticket (fallback) 08:01, never answered.
 Bot replies after 2, 3, 4, 1, 30 (C1), 10 (C2), 1, 5 (C3), 6 (C4) seconds; none to the 13:10 message.
+What the bot understood (the channel's stored NLU outcome): C1 greet, book_appointment, inform,
+nlu_fallback, request_human; C2 medical_question; C3 nlu_fallback, then greet; C4 a greeting the
+policies fell back on (action_default_fallback); the 13:10 message none (the nurse held it):
+3 fallbacks in 9 turns.
 """
 
 from __future__ import annotations
@@ -90,12 +94,16 @@ def _contact(db, wa_id: str) -> int:
         return contact.id
 
 
-def _says(db, contact_id: int, moment: datetime, reply_after: float | None, source: str = "bot") -> None:
-    """A patient's message and, unless None, the bot's reply `reply_after` seconds later."""
+def _says(db, contact_id: int, moment: datetime, reply_after: float | None, source: str = "bot",
+          nlu: tuple[str, bool] | None = None) -> None:
+    """A patient's message and, unless None, the bot's reply `reply_after` seconds later; `nlu` is what
+    the bot understood (intent, fell back), as the channel stores it."""
+    intent, fallback = nlu or (None, None)
     with db.transaction() as s:
         s.add(InboundMessage(wamid=f"wamid.{contact_id}.{moment.isoformat()}", contact_id=contact_id,
                              phone_number_id="1", type="text", payload={"text": {"body": "..."}}, rasa_text="...",
-                             sent_at=moment, received_at=moment, status="handled"))
+                             sent_at=moment, received_at=moment, status="handled", nlu_intent=intent,
+                             nlu_fallback=fallback))
         if reply_after is not None:
             s.add(_outbound(contact_id, moment + timedelta(seconds=reply_after), source))
 
@@ -145,9 +153,10 @@ def build(db) -> dict[str, int]:
         s.flush()
         nurse_id = nurse.id
     c1, c2, c3, c4 = (_contact(db, f"39333999000{n}") for n in range(1, 5))
-    for moment, after in ((at(1, 10), 2), (at(1, 10, 5), 3), (at(1, 12), 4), (at(1, 12, 30), 1),
-                          (at(1, 12, 59), 30)):
-        _says(db, c1, moment, after)
+    for moment, after, intent in ((at(1, 10), 2, "greet"), (at(1, 10, 5), 3, "book_appointment"),
+                                  (at(1, 12), 4, "inform"), (at(1, 12, 30), 1, "nlu_fallback"),
+                                  (at(1, 12, 59), 30, "request_human")):
+        _says(db, c1, moment, after, nlu=(intent, intent == "nlu_fallback"))
     ticket = handoff.open_ticket(db, c1, "request_human", now=at(1, 13))
     _says(db, c1, at(1, 13, 10), None)
     handoff.claim(db, ticket.id, nurse_id, now=at(1, 13, 5))
@@ -156,15 +165,15 @@ def build(db) -> dict[str, int]:
     handoff.replied(db, ticket.id, nurse_id, now=at(1, 13, 20))
     handoff.resolve(db, ticket.id, nurse_id, now=at(1, 14))
 
-    _says(db, c2, at(2, 9), 10)
+    _says(db, c2, at(2, 9), 10, nlu=("medical_question", False))
     ticket = handoff.open_ticket(db, c2, "medical_question", now=at(2, 9, 1))
     handoff.claim(db, ticket.id, nurse_id, now=at(2, 9, 2))
     handoff.replied(db, ticket.id, nurse_id, now=at(2, 9, 5))
     handoff.resolve(db, ticket.id, nurse_id, now=at(2, 9, 31))
 
-    _says(db, c3, at(3, 20), 1)
-    _says(db, c3, at(3, 20, 30), 5)
+    _says(db, c3, at(3, 20), 1, nlu=("nlu_fallback", True))
+    _says(db, c3, at(3, 20, 30), 5, nlu=("greet", False))
 
-    _says(db, c4, at(4, 8), 6)
+    _says(db, c4, at(4, 8), 6, nlu=("greet", True))
     handoff.open_ticket(db, c4, "fallback", now=at(4, 8, 1))
     return ids

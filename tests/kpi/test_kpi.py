@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import date, datetime, timezone
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from clinic import kpi
 from clinic.kpi import Durations, Rate
@@ -25,7 +25,7 @@ from clinic.models import (
 from clinic.settings import settings
 from clinic.whatsapp.client import WhatsAppClient
 from clinic.whatsapp.types import GraphConfig
-from tests.kpi.fixture import WEEK, _contact, _outbound, build
+from tests.kpi.fixture import WEEK, _contact, _outbound, _says, at, build
 
 MIN = 60
 
@@ -117,31 +117,34 @@ def test_a_period_without_data_gives_no_rates(week_db):
 def test_missing_data_is_n_a_not_a_number(week_db):
     figures = {f.key: f.text for f in kpi.report(week_db, WEEK)}
     assert figures["satisfaction_average"] == "n/a"  # nobody answered
-    assert figures["fallback_rate"] == "n/a"  # Rasa's events are not in this database
     assert figures["freed_slots_refilled_from_waitlist"].startswith("0.0% (0/")  # no offer was accepted
     assert figures["no_show_rate"] == "40.0% (2/5)"
     assert figures["nurse_first_response_p95"] == "20.0 min"
     assert figures["bot_reply_latency_p50"] == "4.0 s"
 
 
-def test_satisfaction_answers_and_the_fallback_rate_once_rasa_events_are_there(week_db):
+def test_the_fallback_rate_counts_the_turns_the_bot_acted_on(week_db):
+    # C1 12:30, C3 20:00 (nlu_fallback) and C4 (a fallback action) of 9 turns; C1's 13:10 message to the nurse
+    # has no outcome, and neither has anything after the week:
+    _says(week_db, _contact(week_db, "393339990042"), at(8, 9), 1, nlu=("nlu_fallback", True))
+    assert kpi.fallback_rate(week_db, WEEK) == Rate(3, 9)
+    assert kpi.fallback_rate(week_db, kpi.Filters(date(2027, 3, 2), date(2027, 3, 3))) == Rate(1, 3)
+    figures = {f.key: f.text for f in kpi.report(week_db, WEEK)}
+    assert figures["fallback_rate"] == "33.3% (3/9)"
+    nothing = {f.key: f.text for f in kpi.report(week_db, kpi.Filters(date(2027, 4, 5), date(2027, 4, 11)))}
+    assert nothing["fallback_rate"] == "n/a"
+
+
+def test_satisfaction_answers(week_db):
     with week_db.transaction() as session:
         visits = session.scalars(select(Appointment.id).order_by(Appointment.id).limit(4)).all()
         days = (2, 3, 4, 20)  # the last one falls outside the week
         session.add_all([SatisfactionResponse(appointment_id=visit, rating=rating,
                                               answered_at=datetime(2027, 3, day, 10, tzinfo=timezone.utc))
                          for visit, rating, day in zip(visits, (5, 4, 5, 1), days, strict=True)])
-    with week_db.engine.begin() as connection:
-        connection.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY, type_name VARCHAR(255), "
-                                "intent_name VARCHAR(255), timestamp FLOAT)"))
-        start = kpi.Filters(date(2027, 3, 2), date(2027, 3, 2)).window[0].timestamp()
-        connection.execute(text("INSERT INTO events (id, type_name, intent_name, timestamp) VALUES "
-                                f"(1, 'user', 'nlu_fallback', {start + 10}), (2, 'user', 'greet', {start + 20}), "
-                                f"(3, 'bot', NULL, {start + 30}), (4, 'user', 'book_appointment', {start + 40})"))
     score = kpi.satisfaction(week_db, WEEK)
     assert score.average == pytest.approx(14 / 3)
     assert score.distribution == {1: 0, 2: 0, 3: 0, 4: 1, 5: 2}
-    assert kpi.fallback_rate(week_db, WEEK) == Rate(1, 3)
 
 
 def test_window_expiries_template_fallbacks_and_failures(any_db):
