@@ -270,7 +270,8 @@ class HookMetrics:
 @functools.cache
 def action_metrics() -> ActionMetrics:
     """The action server's one `ActionMetrics` (the plugin hook times the calls, `actions.common.guarded`
-    counts the failures it catches)."""
+    counts the failures it catches).
+    """
     return ActionMetrics()
 
 
@@ -283,7 +284,8 @@ def action_failed(action: str) -> None:
 
 def process_registry(own: Iterable = (), shared: Iterable = ()) -> CollectorRegistry:
     """A registry with a process's own metrics and database collectors. In prometheus_client's
-    multiprocess mode (PROMETHEUS_MULTIPROC_DIR) the own metrics are read from every worker's files."""
+    multiprocess mode (PROMETHEUS_MULTIPROC_DIR) the own metrics are read from every worker's files.
+    """
     found = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
@@ -326,7 +328,8 @@ def add_route(app, db: Callable[[], Database] | None = None, *, found: Collector
 
 def serve(port: int, found: CollectorRegistry, host: str = "0.0.0.0") -> ThreadingHTTPServer | None:
     """`GET /metrics` on its own port, in a daemon thread, for a worker without a web server (the
-    outreach and webhook workers). A port already taken is logged, and the worker goes on without."""
+    outreach and webhook workers). A port already taken is logged, and the worker goes on without.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -373,7 +376,8 @@ def _action_name(request) -> str | None:
 
 def attach_to_action_server(app) -> None:
     """`/metrics` on the action server's own port, and each `/webhook` call timed by action name (an
-    unknown action, answered 404, is counted as `unknown`: names sent by anyone make no new series)."""
+    unknown action, answered 404, is counted as `unknown`: names sent by anyone make no new series).
+    """
     own = action_metrics()
     add_route(app, found=process_registry(own.collectors()))
 
