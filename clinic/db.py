@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from clinic.settings import settings
 
@@ -22,10 +23,18 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, future=True, pool_pre_ping=True)
 
+    pool: dict = {}
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # SQLAlchemy 1.4 gives a SQLite file a NullPool: every transaction would open a connection,
+        # run the PRAGMAs and close it, and closing the last connection checkpoints the WAL (~20 ms a
+        # write). Kept connections are safe here: each process has its own engine (none is shared
+        # across a fork), every transaction ends with COMMIT or ROLLBACK (no snapshot is held
+        # between them) and `check_same_thread=False` lets the worker threads of `asyncio.to_thread`
+        # take turns with one connection. Enough for the event loop plus its default thread pool.
+        pool = {"poolclass": QueuePool, "pool_size": 8, "max_overflow": 16, "pool_timeout": 60}
     engine = create_engine(
-        url, future=True, connect_args={"check_same_thread": False, "timeout": 30}
+        url, future=True, connect_args={"check_same_thread": False, "timeout": 30}, **pool
     )
 
     @event.listens_for(engine, "connect")

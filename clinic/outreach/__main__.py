@@ -3,7 +3,8 @@
 A loop: settle the reminders due, tell about new results (`clinic.outreach.results`), close and make
 waitlist offers, mark no-shows and settle the after-visit messages due, pause
 `OUTREACH_INTERVAL_SECONDS`, again; the sending client's delivery loop runs alongside and sends what
-the passes queue. `--once`: one pass, deliver what may go now, exit (for cron or a test). Once a day
+the passes queue. `--once`: one pass, with the delivery loop sending as it goes, then deliver what
+may go now and exit (for cron or a test). Once a day
 (and at start) it also runs the retention pass of `clinic.rights`. SIGTERM or Ctrl-C ends the worker
 cleanly: the pass in progress finishes (each message is its own transaction), the delivery loop
 stops after its batch, exit 0. Several workers may run at once: each message is decided by exactly
@@ -63,10 +64,11 @@ async def retention(db) -> None:
 async def run(once: bool) -> None:
     client = WhatsAppClient(database(), GraphConfig.from_settings(settings()))
     try:
-        if once:
+        if once:  # the delivery loop sends from the first message queued, not after the whole pass
+            await client.start()
             await one_pass(client)
             await retention(client.db)
-            await client.deliver_due()
+            await client.finish()
             return
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -31,6 +31,7 @@ without the `appointments` consent (STOP withdraws it).
 from __future__ import annotations
 
 import logging
+import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ CONSENT_PURPOSE = "appointments"
 REPLY_WINDOW = timedelta(hours=24)
 _OPAQUE = re.compile(r"^reminder:(\d+)$")
 # The template's last parameter when the specialty asks for no preparation (Meta refuses empty ones).
+CHUNK = 100  # reminders settled between two looks at what other workers settled
 NO_PREPARATION = {"it": "Nessuna preparazione particolare.", "en": "No special preparation needed."}
 
 
@@ -158,13 +160,18 @@ def due_now(db: Database, now: datetime, rules: Rules) -> list[Due]:
             select(Appointment.id, Appointment.start_at, Appointment.created_at).where(
                 Appointment.status.in_(ACTIVE), Appointment.start_at > now, Appointment.start_at <= horizon)
         ).all()
-        ids = [row.id for row in rows]
-        settled = set()
-        for chunk in range(0, len(ids), 500):
-            settled |= {(a, o) for a, o in session.execute(
-                select(AppointmentReminder.appointment_id, AppointmentReminder.offset_hours)
-                .where(AppointmentReminder.appointment_id.in_(ids[chunk:chunk + 500])))}
+        settled = _settled(session, [row.id for row in rows])
     return plan((Upcoming(*row) for row in rows), settled, now, rules)
+
+
+def _settled(session: Session, appointment_ids: list[int]) -> set[tuple[int, int]]:
+    """The (appointment, offset) reminders of these appointments already decided, by any worker."""
+    settled: set[tuple[int, int]] = set()
+    for chunk in range(0, len(appointment_ids), 500):
+        settled |= {(a, o) for a, o in session.execute(
+            select(AppointmentReminder.appointment_id, AppointmentReminder.offset_hours)
+            .where(AppointmentReminder.appointment_id.in_(appointment_ids[chunk:chunk + 500])))}
+    return settled
 
 
 @dataclass
@@ -176,51 +183,92 @@ class PassResult:
 
 def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, rules: Rules | None = None
              ) -> PassResult:
-    """One pass of the worker: settle every reminder due now, each in its own transaction."""
+    """One pass of the worker: settle every reminder due now, each in its own transaction.
+
+    Each queued reminder wakes the client's delivery loop, so a running loop sends while the pass
+    goes on. Several workers walk the same due list: each walks it in its own random order and,
+    every `CHUNK` reminders, drops what another worker settled meanwhile, so two workers seldom
+    spend the reads and the write on the same reminder (the unique key still decides if they do).
+    """
     now = now or utcnow()
     rules = rules or Rules.from_settings()
     result = PassResult()
-    for due in due_now(db, now, rules):
-        try:
-            outcome = settle(db, client, due, now)
-        except Exception as error:  # noqa: BLE001 - one bad reminder must not hold up the others
-            logger.error("reminder of appointment %s (%sh) failed: %s", due.appointment_id, due.offset_hours,
-                         type(error).__name__)
+    due = due_now(db, now, rules)
+    random.shuffle(due)
+    for start in range(0, len(due), CHUNK):
+        chunk = due[start:start + CHUNK]
+        ids = sorted({d.appointment_id for d in chunk})
+        with db.reading() as session:
+            settled = _settled(session, ids) if start else set()  # the first chunk's: just read by `due_now`
+            contacts = recipients(session, ids)
+        for reminder in chunk:
             outcome = None
-        if outcome is ReminderStatus.sent:
-            result.sent += 1
-        elif outcome is ReminderStatus.skipped:
-            result.skipped += 1
-        else:
-            result.passed_by += 1
-    if result.sent:
-        client.kick()
+            if (reminder.appointment_id, reminder.offset_hours) not in settled:
+                outcome = _settle_logged(db, client, reminder, now, contacts.get(reminder.appointment_id))
+            if outcome is ReminderStatus.sent:
+                result.sent += 1
+                client.kick()
+            elif outcome is ReminderStatus.skipped:
+                result.skipped += 1
+            else:
+                result.passed_by += 1
     return result
+
+
+def _settle_logged(db: Database, client: WhatsAppClient, due: Due, now: datetime, contact_id: int | None
+                   ) -> ReminderStatus | None:
+    try:
+        return settle(db, client, due, now, contact_id)
+    except Exception as error:  # noqa: BLE001 - one bad reminder must not hold up the others
+        logger.error("reminder of appointment %s (%sh) failed: %s", due.appointment_id, due.offset_hours,
+                     type(error).__name__)
+        return None
+
+
+def _link_order(relation: Relationship, created_at: datetime, contact_id: int) -> tuple:
+    """Who hears first: the patient's own contact, else the longest-linked one."""
+    return relation is not Relationship.self, created_at, contact_id
 
 
 def recipient(session: Session, patient_id: int) -> Contact | None:
     """Who hears about a patient's visits: the patient's own contact, else the longest-linked one."""
     links = session.scalars(select(ContactPatient).where(ContactPatient.patient_id == patient_id)).all()
-    links = sorted(links, key=lambda link: (link.relation is not Relationship.self, link.created_at,
-                                            link.contact_id))
+    links = sorted(links, key=lambda link: _link_order(link.relation, link.created_at, link.contact_id))
     return session.get(Contact, links[0].contact_id) if links else None
 
 
-def settle(db: Database, client: WhatsAppClient, due: Due, now: datetime) -> ReminderStatus | None:
-    """Send or skip one reminder (see the module docstring); None if it was not this worker's to settle."""
-    with db.reading() as session:
-        appointment = session.get(Appointment, due.appointment_id)
-        contact = recipient(session, appointment.patient_id) if appointment else None
-        contact_id = contact.id if contact else None
-    # Read before the write transaction: the consent ledger may write its first notice on first use.
+def recipients(session: Session, appointment_ids: list[int]) -> dict[int, int]:
+    """`recipient` of many appointments' patients in one query: appointment id → contact id."""
+    best: dict[int, tuple] = {}
+    for chunk in range(0, len(appointment_ids), 500):
+        rows = session.execute(
+            select(Appointment.id, ContactPatient.relation, ContactPatient.created_at, ContactPatient.contact_id)
+            .join(ContactPatient, ContactPatient.patient_id == Appointment.patient_id)
+            .where(Appointment.id.in_(appointment_ids[chunk:chunk + 500])))
+        for appointment_id, *link in rows:
+            order = _link_order(*link)
+            if appointment_id not in best or order < best[appointment_id]:
+                best[appointment_id] = order
+    return {appointment_id: order[-1] for appointment_id, order in best.items()}
+
+
+_LOOK_UP = object()
+
+
+def settle(db: Database, client: WhatsAppClient, due: Due, now: datetime, contact_id=_LOOK_UP
+           ) -> ReminderStatus | None:
+    """Send or skip one reminder (see the module docstring); None if it was not this worker's to settle.
+
+    `contact_id`: its recipient when the caller read it already (`recipients`), None for nobody.
+    """
+    if contact_id is _LOOK_UP:
+        with db.reading() as session:
+            contact_id = recipients(session, [due.appointment_id]).get(due.appointment_id)
+    reason = None
     if due.verdict != "send":
         reason = due.verdict
     elif contact_id is None:
         reason = "no_contact"
-    elif not consent.allows(db, contact_id, CONSENT_PURPOSE):
-        reason = "no_consent"
-    else:
-        reason = None
     with db.transaction() as session:
         appointment = _lock_if_unchanged(session, due)
         if appointment is None:
@@ -228,7 +276,8 @@ def settle(db: Database, client: WhatsAppClient, due: Due, now: datetime) -> Rem
         if contact_id is not None:
             # Before the decision row, whose foreign key share-locks the contact: the outbox takes the
             # contact's row lock next, and two workers each holding a share lock would deadlock.
-            # The same lock serialises with a STOP being written: consent is read again under it.
+            # The same lock serialises with a STOP being written: consent is read under it (a clinic
+            # that never published a notice has no consent to read: nothing goes out).
             consent.lock_contact(session, contact_id)
             if reason is None and not consent.allows_in(session, contact_id, CONSENT_PURPOSE):
                 reason = "no_consent"

@@ -117,25 +117,61 @@ class _Job:
 
 
 class _Throughput:
-    """Sends from this process spaced evenly at `rate` a second (a bucket of one: no burst above the rate)."""
+    """Sends from this process at `rate` a second, on a schedule kept from the first send (GCRA).
 
-    def __init__(self, rate: float) -> None:
+    Each `acquire` reserves the next turn, so waiting senders do not race for tokens. A turn nobody
+    was ready for (the loop was claiming or committing) is not lost for good: up to `burst` sends may
+    go back to back to make it up, never more, so no stretch of time holds more than
+    `burst + rate × its length` sends.
+    """
+
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
         self.rate = rate
-        self.capacity = 1.0
-        self.tokens = self.capacity
-        self.updated: float | None = None
+        self.interval = 1.0 / rate
+        self.tolerance = (max(1.0, burst) - 1) * self.interval
+        self.next_turn: float | None = None  # the schedule's next send, on the event loop's clock
 
     async def acquire(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            if self.updated is not None:
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
-            await asyncio.sleep((1 - self.tokens) / self.rate)
+        now = asyncio.get_running_loop().time()
+        turn = now if self.next_turn is None else max(self.next_turn, now)
+        self.next_turn = turn + self.interval
+        at = max(now, turn - self.tolerance)
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+class _GroupCommit:
+    """Calls `commit(items)` in a worker thread for the items added while its previous call ran; each
+    `add` returns once its item was committed (or raises what the commit raised)."""
+
+    def __init__(self, commit: Callable[[list], None]) -> None:
+        self.commit = commit
+        self.pending: list[tuple[Any, asyncio.Future]] = []
+        self.running: asyncio.Task | None = None
+
+    async def add(self, item: Any) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self.pending.append((item, done))
+        if self.running is None or self.running.done():
+            self.running = asyncio.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    await asyncio.to_thread(self.commit, [item for item, _ in batch])
+                except Exception as error:  # noqa: BLE001 - handed to each waiter
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(error)
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self.running = None
 
 
 def _blocked():
@@ -178,7 +214,7 @@ class WhatsAppClient:
         pair_interval: float = 6.0,
         sending_lease: float = 60.0,
         poll_interval: float = 2.0,
-        concurrency: int = 8,
+        concurrency: int = 16,
         request_timeout: float = 20.0,
         default_language: str | None = None,
         window_parameters: Callable[[Contact], list[str]] = default_window_parameters,
@@ -212,7 +248,16 @@ class WhatsAppClient:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
-        self._throughput = _Throughput(config.max_messages_per_second)
+        # up to a quarter second of turns may be made up at once (Meta and the sandbox allow a second's)
+        self._throughput = _Throughput(config.max_messages_per_second, burst=config.max_messages_per_second / 4)
+        # rows this process retries: id → when due; claimed first once due, so a retry keeps its place
+        # ahead of rows queued after it instead of going behind a backlog (lost with the process: the
+        # rows themselves stay queued for anyone)
+        self._retries: dict[int, datetime] = {}
+        self._retries_lock = threading.Lock()
+        # the answers of sends in flight are committed together: one transaction for all that came
+        # back while the previous one was committing
+        self._acceptances = _GroupCommit(self._accepted_all)
         self._kick_lock = threading.Lock()
 
     # --- enqueue and the 24-hour window (sync: one short transaction each) ---------------------
@@ -471,7 +516,7 @@ class WhatsAppClient:
             return
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self._closing = False
+        self._closing = self._finishing = False
         await self._ensure_session()
         self._task = asyncio.create_task(self._run(), name="whatsapp-delivery")
 
@@ -488,6 +533,18 @@ class WhatsAppClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def finish(self) -> int:
+        """Let the delivery loop send what is due now, then stop it: the end of a one-shot job that
+        started the loop to send while it was still queueing. What pacing or backoff defers stays
+        queued. Without a loop: one `deliver_due()`. The messages the loop accepted.
+        """
+        if self._task is None:
+            return await self.deliver_due()
+        self._finishing = True
+        self._wake_now()
+        task, self._task = self._task, None
+        return await task
 
     def kick(self) -> None:
         """Wake the delivery loop now (from any thread); a no-op when no loop runs."""
@@ -507,22 +564,25 @@ class WhatsAppClient:
         else:
             loop.call_soon_threadsafe(wake.set)
 
-    async def _run(self) -> None:
+    async def _run(self) -> int:
         assert self._wake is not None
+        accepted = 0
         while not self._closing:
             self._wake.clear()
+            finishing = self._finishing  # read before the pass: it covers all queued before `finish()`
             try:
-                await self.deliver_due()
-                delay = await asyncio.to_thread(self._next_due_in)
+                accepted += await self.deliver_due()
+                delay = 0.0 if finishing else await asyncio.to_thread(self._next_due_in)
             except Exception as error:  # noqa: BLE001 - the loop must survive; no message text in logs
                 logger.error("delivery pass failed: %s", type(error).__name__)
                 delay = self.poll_interval
-            if self._closing:
+            if self._closing or finishing:
                 break
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, delay))
             except asyncio.TimeoutError:
                 pass
+        return accepted
 
     def _next_due_in(self) -> float:
         """Seconds until the next row that could be claimed (a contact's next message) falls due."""
@@ -539,16 +599,43 @@ class WhatsAppClient:
         return min(self.poll_interval, max(_MIN_WAIT, (due - self.clock()).total_seconds()))
 
     async def deliver_due(self) -> int:
-        """One pass: send everything that is due and may go now; the number of messages accepted."""
+        """One pass: send everything that is due and may go now; the number of messages accepted.
+
+        A pipeline: up to `concurrency` claimed rows are in flight (waiting for their turn at the
+        throughput pacing, sending, committing the answer), and more rows are claimed while they
+        are, as soon as a quarter of the slots is free, so sends never wait for a whole batch.
+        """
         await self._ensure_session()
         accepted = 0
-        while not (self._closing and self._task is not None):
-            jobs, examined = await asyncio.to_thread(self._claim_batch, self.concurrency)
-            if not examined:
-                return accepted
-            results = await asyncio.gather(*(self._deliver(job) for job in jobs))
-            accepted += sum(results)
-        return accepted
+        sending: set[asyncio.Task] = set()
+        claiming: asyncio.Task | None = None
+        more = True  # rows may be due: claim again
+        threshold = max(1, self.concurrency // 4)
+        try:
+            while True:
+                stopping = self._closing and self._task is not None
+                free = self.concurrency - len(sending)
+                if claiming is None and more and not stopping and free > 0 and (free >= threshold or not sending):
+                    claiming = asyncio.create_task(asyncio.to_thread(self._claim_batch, free))
+                waiting = sending | ({claiming} if claiming else set())
+                if not waiting:
+                    return accepted
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is claiming:
+                        claiming = None
+                        jobs, examined = task.result()
+                        more = examined > 0
+                        sending |= {asyncio.create_task(self._deliver(job)) for job in jobs}
+                    else:
+                        sending.discard(task)
+                        accepted += task.result()
+                        more = True  # the contact's next message may be claimable now
+        finally:
+            # an error (the database, say) ends the pass, but not before what is in flight settled
+            rest = sending | ({claiming} if claiming else set())
+            if rest:
+                await asyncio.gather(*rest, return_exceptions=True)
 
     # claiming
 
@@ -557,21 +644,31 @@ class WhatsAppClient:
         return self._claim_batch(limit)[0]
 
     def _claim_batch(self, limit: int) -> tuple[list[_Job], int]:
-        """The claimed jobs, and how many due rows were looked at (held or paced ones included)."""
+        """The claimed jobs, and how many due rows were looked at (held or paced ones included).
+
+        This process's own retries come first once due, then the due rows in `next_attempt_at` order.
+        """
         now = self.clock()
         jobs: list[_Job] = []
         need_template: set[int] = set()
         expired: list[OutboundMessage] = []
-        query = (
-            select(OutboundMessage)
-            .where(OutboundMessage.status.in_(_ACTIVE), OutboundMessage.next_attempt_at <= now, ~_blocked())
-            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
-            .limit(limit)
-        )
+        with self._retries_lock:
+            retried = [row_id for row_id, at in self._retries.items() if at <= now][:limit]
+            for row_id in retried:
+                del self._retries[row_id]
+        claimable = (OutboundMessage.status.in_(_ACTIVE), OutboundMessage.next_attempt_at <= now, ~_blocked())
+        queries = [select(OutboundMessage).where(*claimable).order_by(OutboundMessage.next_attempt_at,
+                                                                      OutboundMessage.id).limit(limit)]
+        if retried:
+            queries.insert(0, select(OutboundMessage).where(OutboundMessage.id.in_(retried), *claimable)
+                           .order_by(OutboundMessage.id))
         if self._postgres:
-            query = query.with_for_update(skip_locked=True, of=OutboundMessage)
+            queries = [query.with_for_update(skip_locked=True, of=OutboundMessage) for query in queries]
         with self.db.transaction() as session:
-            due = session.execute(query).scalars().all()
+            due: list[OutboundMessage] = []
+            for query in queries:
+                due += [row for row in session.execute(query).scalars() if row not in due]
+            due = due[:limit]
             for row in due:
                 contact = session.get(Contact, row.contact_id)
                 if row.kind != "template" and (
@@ -651,19 +748,22 @@ class WhatsAppClient:
             if not wamid:
                 raise GraphError(200, None, "answer without a message id")
         except GraphError as error:
-            await asyncio.to_thread(self._failed, job, error)
-            return 0
+            return await self._fail(job, error)
         except OSError as error:  # the local media file: missing or unreadable
-            await asyncio.to_thread(
-                self._failed, job, GraphError(400, None, f"media file unreadable ({type(error).__name__})")
-            )
-            return 0
+            return await self._fail(job, GraphError(400, None, f"media file unreadable ({type(error).__name__})"))
         except Exception as error:  # noqa: BLE001 - a bug must not leave the row to its lease; no text in logs
             logger.error("outbox %s: %s while sending", job.id, type(error).__name__)
-            await asyncio.to_thread(self._failed, job, GraphError(400, None, f"client error ({type(error).__name__})"))
-            return 0
-        await asyncio.to_thread(self._accepted, job, wamid)
+            return await self._fail(job, GraphError(400, None, f"client error ({type(error).__name__})"))
+        await self._acceptances.add((job, wamid))
         return 1
+
+    async def _fail(self, job: _Job, error: GraphError) -> int:
+        """Record a failed attempt (see `_failed`); a retry is remembered so it keeps its place."""
+        retry_at = await asyncio.to_thread(self._failed, job, error)
+        if retry_at is not None:
+            with self._retries_lock:
+                self._retries[job.id] = retry_at
+        return 0
 
     def _addressed(self, job: _Job) -> dict:
         payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
@@ -696,23 +796,30 @@ class WhatsAppClient:
             session.execute(update(OutboundMessage).where(OutboundMessage.id == row_id).values(body=body))
 
     def _accepted(self, job: _Job, wamid: str) -> None:
+        self._accepted_all([(job, wamid)])
+
+    def _accepted_all(self, answers: list[tuple[_Job, str]]) -> None:
+        """Record Meta's acceptance of these sends (wamid, sent) in one transaction."""
         now = self.clock()
         with self.db.transaction() as session:
-            row = session.get(OutboundMessage, job.id)
-            if row is None:
-                return
-            old = row.status
-            if row.wamid is None:
-                row.wamid = wamid
-            row.sent_at = now
-            row.error_code = None
-            row.error_title = None
-            if row.status in _ACTIVE:
-                row.status = OutboundStatus.sent
-            _audit_status(session, row, old, "whatsapp")
-        logger.info("outbox %s accepted: wamid %s (attempt %d)", job.id, wamid, job.attempts)
+            for job, wamid in answers:
+                row = session.get(OutboundMessage, job.id)
+                if row is None:
+                    continue
+                old = row.status
+                if row.wamid is None:
+                    row.wamid = wamid
+                row.sent_at = now
+                row.error_code = None
+                row.error_title = None
+                if row.status in _ACTIVE:
+                    row.status = OutboundStatus.sent
+                _audit_status(session, row, old, "whatsapp")
+        for job, wamid in answers:
+            logger.info("outbox %s accepted: wamid %s (attempt %d)", job.id, wamid, job.attempts)
 
-    def _failed(self, job: _Job, error: GraphError) -> None:
+    def _failed(self, job: _Job, error: GraphError) -> datetime | None:
+        """Record a failed attempt: retried later (when, returned), failed, or the window fallback."""
         now = self.clock()
         verdict = error.verdict
         with self.db.transaction() as session:
@@ -720,10 +827,10 @@ class WhatsAppClient:
                 self._lock_contact(session, job.contact_id)
             row = session.get(OutboundMessage, job.id)
             if row is None or row.status is not OutboundStatus.sending:
-                return
+                return None
             if verdict.action is Action.window and job.kind != "template":
                 self._window_fallback(session, row, now, attempted_at=now)
-                return
+                return None
             row.error_code = error.code
             row.error_title = (error.title or verdict.why)[:300]
             retry = verdict.retried and row.attempts < self.max_attempts
@@ -747,6 +854,7 @@ class WhatsAppClient:
             logger.error("outbox %s failed: template error %s (permanent)", job.id, code)
         else:
             logger.warning("outbox %s failed: %s (%s)", job.id, code, verdict.action.value)
+        return row.next_attempt_at if retry else None
 
     def _backoff(self, attempts: int, error: GraphError) -> float:
         """Exponential backoff with equal jitter; the pair rate asks for at least one pair interval."""
