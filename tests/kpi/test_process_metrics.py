@@ -88,6 +88,24 @@ def test_the_action_server_counts_and_times_each_action(db, tmp_path):
     assert "393331234567" not in log and "ciao" not in log
 
 
+def test_several_action_server_workers_add_up_their_counts(db, tmp_path):
+    """Sanic workers are separate processes: in prometheus_client's multiprocess mode every scrape, whichever
+    worker answers it, sees all the runs."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    (tmp_path / "prometheus").mkdir()
+    env = {"DATABASE_URL": db.url, "METRICS_TOKEN": "scrape-me", "RASA_TELEMETRY_ENABLED": "false",
+           "ACTION_SERVER_SANIC_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
+    command = [str(BIN / "rasa"), "run", "actions", "--port", str(port), "--actions", "actions"]
+    with running(command, env, tmp_path / "actions.log", f"{base}/metrics"):
+        for _ in range(6):
+            answer = requests.post(f"{base}/webhook", json=action_call("action_identify_sender"), timeout=30)
+            assert answer.status_code == 200
+        seen = {scrape(f"{base}/metrics")[
+            ("clinic_action_runs_total", (("action", "action_identify_sender"), ("status", "200")))] for _ in range(6)}
+    assert seen == {6}
+
+
 def test_the_webhook_worker_counts_deliveries_failures_and_its_backlog(db, tmp_path, monkeypatch):
     good, broken = Receiver(), Receiver()
     broken.answers = [500]
