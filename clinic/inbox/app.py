@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from clinic import consent, crypto, handoff, identity, patients, results, staff, wording
 from clinic.db import Database, database
-from clinic.inbox import kpi_views, rights_views
+from clinic.inbox import integration_views, kpi_views, rights_views
 from clinic.inbox.alerts import Alerts
 from clinic.inbox.handback import resume_bot
 from clinic.models import Contact, InboundMessage, utcnow
@@ -658,5 +658,6 @@ def create_app(db: Database | None = None, name: str | None = None) -> Sanic:
 
     kpi_views.register(app, login_required=login_required, page=page, run=run, db=db_)
     rights_views.register(app, login_required=login_required, page=page, message=message, run=run, db=db_)
+    integration_views.register(app, login_required=login_required, page=page, message=message, run=run, db=db_)
 
     return app
