@@ -475,16 +475,19 @@ class Inbox:
             await asyncio.sleep(self.channel.retry_delay * 2**message.attempts)
 
     async def _nlu_outcome(self, message: store.Pending) -> tuple[str | None, bool] | None:
-        """The turn Rasa just finished, read back from its tracker store (`nlu_outcome`)."""
+        """The turn Rasa just finished, read back from its tracker store (`nlu_outcome`). Never raises:
+        the turn is done, and a retry would run it twice.
+        """
         agent = getattr(getattr(self._app, "ctx", None), "agent", None)
-        if agent is None or agent.tracker_store is None:
+        tracker_store = getattr(agent, "tracker_store", None)
+        if tracker_store is None:
             return None
         try:
-            tracker = await agent.tracker_store.retrieve(message.sender_id)
+            tracker = await tracker_store.retrieve(message.sender_id)
+            return nlu_outcome(tracker.events, message.wamid) if tracker is not None else None
         except Exception as error:  # noqa: BLE001 - the message is handled all the same
             logger.warning("message %s: NLU outcome not read (%s)", message.wamid, type(error).__name__)
             return None
-        return nlu_outcome(tracker.events, message.wamid) if tracker is not None else None
 
     async def _triage_during_handoff(self, message: store.Pending) -> None:
         """A nurse holds the conversation, so Rasa (paused) answers nothing. Two things cannot wait for
