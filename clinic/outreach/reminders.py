@@ -300,15 +300,17 @@ def settle(db: Database, client: WhatsAppClient, due: Due, now: datetime, contac
 
 def _lock_if_unchanged(session: Session, due: Due) -> Appointment | None:
     """The appointment, locked, if it is still active at the start the reminder was computed for."""
-    query = select(Appointment.id).where(Appointment.id == due.appointment_id, Appointment.status.in_(ACTIVE),
-                                         Appointment.start_at == due.start_at)
+    query = (
+        select(Appointment)
+        .where(Appointment.id == due.appointment_id, Appointment.status.in_(ACTIVE),
+               Appointment.start_at == due.start_at)
+        .options(joinedload(Appointment.patient), joinedload(Appointment.practitioner),
+                 joinedload(Appointment.location), joinedload(Appointment.specialty))
+        .execution_options(populate_existing=True)
+    )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    if session.execute(query).scalar_one_or_none() is None:
-        return None
-    return session.get(Appointment, due.appointment_id, populate_existing=True,
-                       options=[joinedload(Appointment.patient), joinedload(Appointment.practitioner),
-                                joinedload(Appointment.location), joinedload(Appointment.specialty)])
+        query = query.with_for_update(skip_locked=True, of=Appointment)
+    return session.execute(query).unique().scalar_one_or_none()
 
 
 def _claim(session: Session, due: Due, reason: str | None, contact_id: int | None, now: datetime

@@ -25,9 +25,11 @@ Logs carry outbox ids, wamids and error codes, never text, names or phone number
 
 Use from a long-running process (the Rasa channel): `await client.start()` once, `enqueue()` from
 anywhere (it wakes the loop), `await client.close()` at shutdown. From a one-shot job:
-`client.enqueue(...)`, then `await client.deliver_due()` and `await client.close()`; what pacing or
+`client.enqueue(...)`, then `await client.deliver_due()` and `await client.close()` (or `start()`
+first, so sending begins while the job still queues, and `finish()` at its end); what pacing or
 backoff defers stays queued for the next run or for a process whose loop is running (every process
-claims from the same outbox). Throughput pacing is per process: with several sending processes,
+claims from the same outbox). Delivery is a pipeline: up to `concurrency` claimed rows in flight,
+more claimed as slots free up, the answers committed together. Throughput pacing is per process: with several sending processes,
 give each a share of the phone number's `max_messages_per_second`.
 """
 

@@ -5,6 +5,7 @@ No HTTP here (see test_client_sandbox.py for that): these run on SQLite and Post
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
@@ -438,3 +439,18 @@ def test_one_pass_looks_past_a_batch_of_paced_rows(db, clock):
     assert (jobs, examined) == ([], 2)  # both paced: the pass must not stop here
     jobs, examined = client._claim_batch(2)
     assert [j.contact_id for j in jobs] == [other]
+
+
+def test_a_retried_message_keeps_its_place_ahead_of_the_backlog(any_db, clock):
+    """A retry is claimed once its backoff is over, before the rows queued while it waited."""
+    client = make_client(any_db, clock, retry_base_delay=4, retry_max_delay=4)  # retried in 2-4 s
+    contacts = [add_contact(any_db, wa_id=f"3933300000{i}", last_inbound_at=NOW) for i in range(4)]
+    (first,) = client.enqueue(contacts[0], texts("a"), source="bot")
+    (job,) = client._claim(1)
+    asyncio.run(client._fail(job, GraphError(503, 131016, "Service unavailable")))
+    assert rows(any_db)[0].next_attempt_at > NOW + timedelta(seconds=1)
+    clock.advance(seconds=1)
+    backlog = [client.enqueue(contact, texts("b"), source="bot")[0] for contact in contacts[1:]]
+    clock.advance(seconds=5)
+    assert [j.id for j in client._claim(1)] == [first]
+    assert [j.id for j in client._claim(10)] == backlog

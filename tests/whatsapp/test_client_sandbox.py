@@ -396,6 +396,25 @@ async def test_the_background_loop_sends_as_soon_as_it_is_kicked(db, sandbox):
     assert len(sandbox.received(PHONE)) == 1
 
 
+async def test_finish_sends_what_was_queued_then_stops_the_loop(db, sandbox):
+    """A one-shot job starts the loop, queues while it sends, and `finish()` leaves nothing due behind."""
+    phones = [f"3933300001{i:02d}" for i in range(30)]
+    for phone in phones:
+        sandbox.open_window(phone)
+    client = make_client(db, sandbox, poll_interval=3600, concurrency=4)
+    contacts = [add_contact(db, wa_id=phone) for phone in phones]
+    await client.start()
+    try:
+        for contact in contacts:
+            await asyncio.to_thread(client.enqueue, contact, to_graph_messages({"text": "x"}), source="bot")
+        await client.finish()
+        assert client._task is None
+        assert {r.status for r in rows(db).values()} == {OutboundStatus.sent}
+    finally:
+        await client.close()
+    assert [len(sandbox.received(phone)) for phone in phones] == [1] * len(phones)
+
+
 async def test_an_encrypted_report_is_decrypted_only_for_the_upload(db, sandbox, client, tmp_path):
     from clinic import crypto
 
