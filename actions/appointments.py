@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.booking import check_time, offer_extractions, reset_booking
+from actions.booking import check_time, offer_extractions, reset_booking, send_calendar_link
 from actions.common import actor, core, db, guarded, language, render
 from actions.presenting import appointment_values, short_when
 from clinic import catalog, patients, scheduling
@@ -169,6 +169,7 @@ class ActionRescheduleAppointment(Action):
         specialties = await core(catalog.specialties, db())
         dispatcher.utter_message(response="utter_rescheduled",
                                  **appointment_values(moved, language(tracker), specialties))
+        await send_calendar_link(dispatcher, tracker, moved.id)
         return done
 
 

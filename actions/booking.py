@@ -1,10 +1,13 @@
 """Booking a visit: the booking form's validation, its questions, and the booking itself.
 
 The reschedule form shares the slot questions (`action_ask_slot_id`, `action_ask_booking_confirmed`).
+The booking and reschedule confirmations are followed by a link to the visit's `.ics`
+(`send_calendar_link`, `clinic.ical`).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta, timezone
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -14,7 +17,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import actor, core, db, guarded, language, render
 from actions.presenting import appointment_values, long_date, short_when, slot_values, specialty_name
-from clinic import catalog, patients, scheduling, waitlist
+from clinic import catalog, ical, patients, scheduling, waitlist
 from clinic.models import Relationship
 from clinic.settings import settings
 
@@ -32,6 +35,21 @@ WRITER_ROLE = {
     "parent": {Relationship.child, Relationship.carer},
     "spouse": {Relationship.spouse},
 }
+
+
+logger = logging.getLogger(__name__)
+
+
+async def send_calendar_link(dispatcher: CollectingDispatcher, tracker: Tracker, appointment_id: int) -> None:
+    """After a confirmation: "add it to your calendar", a link to the visit's `.ics` (WhatsApp cannot
+    send a text/calendar document). The booking stands without it: a failure here is logged only.
+    """
+    try:
+        token = await core(ical.issue_visit_link, db(), appointment_id, language(tracker))
+    except Exception as error:  # noqa: BLE001 - the confirmation is already said; the link is a nicety
+        logger.error("calendar link for appointment %s not issued: %s", appointment_id, type(error).__name__)
+        return
+    dispatcher.utter_message(response="utter_calendar_link", url=ical.visit_url(token))
 
 
 def reset_booking() -> list[EventType]:
@@ -320,4 +338,5 @@ class ActionBookAppointment(Action):
                     FollowupAction("booking_form")]
         specialties = await core(catalog.specialties, db())
         dispatcher.utter_message(response="utter_booked", **appointment_values(booked, language(tracker), specialties))
+        await send_calendar_link(dispatcher, tracker, booked.id)
         return reset_booking()

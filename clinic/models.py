@@ -993,6 +993,20 @@ class CalendarFeed(Base):
     revoked_at = Column(UTCDateTime)
 
 
+class VisitCalendarLink(Base):
+    """A patient's link to one visit's `.ics`, sent with the booking (or reschedule) confirmation. Only
+    the token's SHA-256 is kept. The event follows the appointment through its reschedules and ends
+    as cancelled with it; the link stops working some days after the visit (`clinic.ical`).
+    """
+
+    __tablename__ = "visit_calendar_links"
+
+    token_hash = Column(String(64), primary_key=True)
+    appointment_id = Column(ForeignKey("appointments.id", ondelete="CASCADE"), nullable=False, index=True)
+    language = Column(String(2), nullable=False, default="it")  # of the confirmation, for the event's words
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+
+
 class DataRequestKind(str, enum.Enum):
     export = "export"  # a copy of the contact's data (GDPR art. 15 and 20)
     erasure = "erasure"  # message content, media and conversation history removed (art. 17)

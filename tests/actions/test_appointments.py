@@ -90,7 +90,7 @@ async def test_rescheduling_moves_the_appointment(clinic_db):
     dispatcher = CollectingDispatcher()
     slots = {"appointment_id": str(appointment.id), "slot_id": str(new_slot.id), "booking_confirmed": True}
     await ActionRescheduleAppointment().run(dispatcher, tracker(GIOVANNI, slots=slots), {})
-    assert responses(dispatcher) == ["utter_rescheduled"]
+    assert responses(dispatcher) == ["utter_rescheduled", "utter_calendar_link"]  # tests/actions/test_booking.py
     [moved] = scheduling.upcoming_appointments(clinic_db, [1])
     assert (moved.slot_id, moved.rescheduled_from_id) == (new_slot.id, appointment.id)
 

@@ -1,9 +1,11 @@
 from datetime import timedelta
 
+from icalendar import Calendar
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
+from actions.appointments import ActionRescheduleAppointment
 from actions.booking import (
     ActionAskBookingConfirmed,
     ActionAskPatientId,
@@ -12,8 +14,9 @@ from actions.booking import (
     ActionJoinWaitlist,
     ValidateBookingForm,
 )
-from clinic import scheduling, waitlist
-from clinic.models import Appointment, Patient
+from clinic import ical, scheduling, waitlist
+from clinic.models import Appointment, Patient, VisitCalendarLink
+from clinic.settings import settings
 from tests.actions.conftest import CHIARA, GIOVANNI, STRANGER, next_weekday, responses, tracker
 
 
@@ -83,10 +86,66 @@ async def test_a_confirmed_booking_is_made_and_the_form_slots_cleared(clinic_db,
     dispatcher = CollectingDispatcher()
     events = await ActionBookAppointment().run(
         dispatcher, tracker(slots={**monday_morning(), "slot_id": str(slot.id), "booking_confirmed": True}), domain)
-    assert responses(dispatcher) == ["utter_booked"]
+    assert responses(dispatcher) == ["utter_booked", "utter_calendar_link"]
     assert dispatcher.messages[0]["patient"] == "Giovanni Verdi"
     assert SlotSet("slot_id", None) in events and SlotSet("specialty", None) in events
-    assert [a.slot_id for a in scheduling.upcoming_appointments(clinic_db, [1])] == [slot.id]
+    [booked] = scheduling.upcoming_appointments(clinic_db, [1])
+    assert booked.slot_id == slot.id
+    # "Add to calendar": a link of its own to this visit's .ics, which holds no patient data.
+    event = served_event(clinic_db, dispatcher.messages[1]["url"])
+    assert (event.decoded("dtstart"), event.decoded("dtend"), str(event["status"])) == (
+        booked.start_at, booked.end_at, "CONFIRMED")
+    assert str(event["summary"]) == "Visita – Dott.ssa Laura Bianchi"
+    assert "Giovanni" not in event.to_ical().decode() and "Verdi" not in event.to_ical().decode()
+
+
+def served_event(db, url: str):
+    """The single event behind a calendar link, as the FHIR process would serve it."""
+    assert url.startswith(settings().fhir_base_url + "/calendar/visit/") and url.endswith(".ics")
+    token = url.rsplit("/", 1)[1].removesuffix(".ics")
+    assert len(token) >= 40 and token not in str(select_link_hashes(db))  # only the hash is stored
+    (event,) = Calendar.from_ical(ical.visit_ics(db, token)).walk("VEVENT")
+    return event
+
+
+def select_link_hashes(db) -> list[str]:
+    with db.reading() as s:
+        return s.scalars(select(VisitCalendarLink.token_hash)).all()
+
+
+async def test_the_reschedule_confirmation_carries_a_link_to_the_moved_visit(clinic_db, domain):
+    first, second = (await offered(clinic_db))[:2]
+    booking = CollectingDispatcher()
+    await ActionBookAppointment().run(
+        booking, tracker(slots={**monday_morning(), "slot_id": str(first.id), "booking_confirmed": True,
+                                "language": "en"}), domain)
+    [booked] = scheduling.upcoming_appointments(clinic_db, [1])
+    dispatcher = CollectingDispatcher()
+    slots = {"appointment_id": str(booked.id), "slot_id": str(second.id), "booking_confirmed": True, "language": "en"}
+    await ActionRescheduleAppointment().run(dispatcher, tracker(slots=slots), domain)
+    assert responses(dispatcher) == ["utter_rescheduled", "utter_calendar_link"]
+    [moved] = scheduling.upcoming_appointments(clinic_db, [1])
+    new_link, old_link = dispatcher.messages[1]["url"], booking.messages[1]["url"]
+    assert new_link != old_link
+    # Both links now give the moved visit, as one event (the first booking's UID, a higher SEQUENCE).
+    for url in (new_link, old_link):
+        event = served_event(clinic_db, url)
+        assert (event.decoded("dtstart"), str(event["status"])) == (moved.start_at, "CONFIRMED")
+        assert str(event["uid"]) == f"appointment-{booked.id}@clinic-assistant" and event["sequence"] == 3
+        assert str(event["summary"]) == "Appointment – Dott.ssa Laura Bianchi"
+
+
+async def test_a_failing_calendar_link_leaves_the_booking_and_its_confirmation(clinic_db, domain, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(ical, "issue_visit_link", broken)
+    slot = (await offered(clinic_db))[0]
+    dispatcher = CollectingDispatcher()
+    await ActionBookAppointment().run(
+        dispatcher, tracker(slots={**monday_morning(), "slot_id": str(slot.id), "booking_confirmed": True}), domain)
+    assert responses(dispatcher) == ["utter_booked"]
+    assert count_appointments(clinic_db) == 1
 
 
 async def test_a_slot_taken_meanwhile_gets_an_apology_and_fresh_options(clinic_db, domain):
