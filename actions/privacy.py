@@ -1,13 +1,19 @@
-"""The consent step and STOP: thin adapters over `clinic.consent` (ConsentPolicy decides when they run)."""
+"""The consent step, STOP and data-rights requests: thin adapters over `clinic.consent` and `clinic.rights`
+(ConsentPolicy decides when the consent actions run).
+"""
 
 from __future__ import annotations
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
 from actions.common import core, db, guarded, language
-from clinic import consent, patients, rights
+from actions.handoff import hand_over
+from actions.results import identity_answer, identity_needed
+from clinic import consent, identity, patients, rights
+from clinic.settings import settings
 
 
 def how(tracker: Tracker, what: str) -> str:
@@ -65,17 +71,56 @@ class ActionOptOut(Action):
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("consented", False)]
 
 
+async def requester(tracker: Tracker) -> tuple[int, patients.LinkedPatient | None]:
+    """(contact id, whose date of birth proves who asks): the contact's own record first; none when the
+    number has no patient, whose copy then holds only what it wrote itself.
+    """
+    contact_id = await core(patients.contact_id, db(), tracker.sender_id)
+    linked = await core(patients.linked_patients, db(), tracker.sender_id)
+    return contact_id, linked[0] if linked else None
+
+
+INTENT_OF = {"export": "request_data_copy", "erasure": "request_erasure"}
+
+
+class ValidateDataRequestForm(FormValidationAction):
+    """A copy or erasure covers the linked patients' health data: the date of birth comes first."""
+
+    def name(self) -> str:
+        return "validate_data_request_form"
+
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
+                             domain: DomainDict) -> list[str]:
+        contact_id, patient = await requester(tracker)
+        return await identity_needed(tracker, contact_id, patient)
+
+    async def validate_identity_date_of_birth(self, value, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                              domain: DomainDict) -> dict:
+        contact_id, patient = await requester(tracker)
+        return await identity_answer(value, dispatcher, contact_id, patient)
+
+
 class ActionRequestData(Action):
-    """A copy of one's data or erasure: recorded as a staff task (clinic.rights); staff approve it."""
+    """A copy of one's data or erasure, once the identity check passed: recorded as a staff task
+    (clinic.rights); staff approve it.
+    """
 
     def name(self) -> str:
         return "action_request_data"
 
     @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        kind = "erasure" if intent == "request_erasure" else "export"
-        contact_id = await core(patients.contact_id, db(), tracker.sender_id)
+        kind = tracker.get_slot("data_request") or "export"
+        done = [SlotSet("identity_date_of_birth", None), SlotSet("data_request", None),
+                SlotSet("time", None), SlotSet("time_end", None)]  # a date of birth may also read as a `time`
+        contact_id, patient = await requester(tracker)
+        standing = await core(identity.standing, db(), contact_id)
+        if standing.locked:
+            dispatcher.utter_message(response="utter_identity_locked", minutes=settings().identity_lockout_minutes)
+            summary = {"intent": INTENT_OF[kind], "slots": {}}
+            return done + await hand_over(dispatcher, tracker, "identity_failed", summary)
+        if patient is not None and not standing.verified_for(patient.id):
+            return done  # the check was left unfinished: nothing is recorded
         _, created = await core(rights.ask, db(), contact_id, kind)
         dispatcher.utter_message(response="utter_data_request_received" if created else "utter_data_request_open")
-        return []
+        return done

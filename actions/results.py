@@ -45,34 +45,45 @@ class ValidateResultsForm(FormValidationAction):
     async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> list[str]:
         """Ask the date of birth only when there is something to release and no check holds or blocks."""
-        if tracker.get_slot("identity_date_of_birth") in (VERIFIED, LOCKED):
-            return []
         contact_id, patient, _ = await wanted(tracker)
         if patient is None or not await core(consent.allows, db(), contact_id, "results"):
             return []
-        standing = await core(identity.standing, db(), contact_id)
-        if standing.locked or standing.verified_for(patient.id):
-            return []
-        return ["identity_date_of_birth"]
+        return await identity_needed(tracker, contact_id, patient)
 
     async def validate_identity_date_of_birth(self, value, dispatcher: CollectingDispatcher, tracker: Tracker,
                                               domain: DomainDict) -> dict:
-        if value in (VERIFIED, LOCKED):
-            return {"identity_date_of_birth": value}
-        born = patients.parse_date_of_birth(str(value or ""), date.today())
-        if born is None:  # not a date at all: asked again, no attempt counted
-            dispatcher.utter_message(response="utter_invalid_date_of_birth")
-            return {"identity_date_of_birth": None}
         contact_id, patient, _ = await wanted(tracker)
-        if patient is None:
-            return {"identity_date_of_birth": VERIFIED}  # nothing to release any more: the release says so
-        verdict = await core(identity.check, db(), contact_id, patient.id, born, method="chat")
-        if verdict.outcome is identity.Outcome.passed:
-            return {"identity_date_of_birth": VERIFIED}
-        if verdict.outcome is identity.Outcome.locked:
-            return {"identity_date_of_birth": LOCKED}
-        dispatcher.utter_message(response="utter_identity_mismatch", attempts_left=verdict.attempts_left)
+        return await identity_answer(value, dispatcher, contact_id, patient)
+
+
+async def identity_needed(tracker: Tracker, contact_id: int, patient: patients.LinkedPatient | None) -> list[str]:
+    """The date of birth is asked unless there is no one to check, or a check still holds or blocks."""
+    if patient is None or tracker.get_slot("identity_date_of_birth") in (VERIFIED, LOCKED):
+        return []
+    standing = await core(identity.standing, db(), contact_id)
+    if standing.locked or standing.verified_for(patient.id):
+        return []
+    return ["identity_date_of_birth"]
+
+
+async def identity_answer(value, dispatcher: CollectingDispatcher, contact_id: int,
+                          patient: patients.LinkedPatient | None) -> dict:
+    """A date of birth checked against the patient's (clinic.identity counts attempts and locks)."""
+    if value in (VERIFIED, LOCKED):
+        return {"identity_date_of_birth": value}
+    born = patients.parse_date_of_birth(str(value or ""), date.today())
+    if born is None:  # not a date at all: asked again, no attempt counted
+        dispatcher.utter_message(response="utter_invalid_date_of_birth")
         return {"identity_date_of_birth": None}
+    if patient is None:
+        return {"identity_date_of_birth": VERIFIED}  # no one to check any more: the next action says so
+    verdict = await core(identity.check, db(), contact_id, patient.id, born, method="chat")
+    if verdict.outcome is identity.Outcome.passed:
+        return {"identity_date_of_birth": VERIFIED}
+    if verdict.outcome is identity.Outcome.locked:
+        return {"identity_date_of_birth": LOCKED}
+    dispatcher.utter_message(response="utter_identity_mismatch", attempts_left=verdict.attempts_left)
+    return {"identity_date_of_birth": None}
 
 
 class ActionAskIdentityDateOfBirth(Action):
@@ -81,6 +92,10 @@ class ActionAskIdentityDateOfBirth(Action):
 
     @guarded
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        """The same check guards results and data requests; the question says which."""
+        if tracker.active_loop.get("name") == "data_request_form":
+            dispatcher.utter_message(response="utter_ask_identity_for_data_request")
+            return []
         _, patient, _ = await wanted(tracker)
         dispatcher.utter_message(response="utter_ask_identity_date_of_birth",
                                  patient=patient.first_name if patient else "")

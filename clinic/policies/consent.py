@@ -7,7 +7,8 @@ Right after a patient's message it predicts, with full confidence and above Rule
 - `opt_in` (START, "privacy") → `action_ask_consent`;
 - while the `consented` slot is false (set after every message from the consent ledger by
   `action_identify_sender`), any message but an FAQ, an emergency, a language switch, a greeting
-  formula, an unreadable message type and the consent intents → `action_ask_consent`.
+  formula, an unreadable message type, the consent intents and answers inside a data-rights
+  request → `action_ask_consent`.
 After its own actions it predicts `action_listen`; otherwise it abstains. Its predictions are
 marked as not depending on user featurisation (`is_no_user_prediction`) so that they also win over
 an active form's happy path, which RulePolicy would otherwise force. A `consented` slot that was
@@ -35,6 +36,7 @@ OPEN_INTENTS = frozenset({
     "opt_out", "opt_in", "give_consent", "send_unsupported_message",
     "request_data_copy", "request_erasure",  # data rights hold whatever was consented
 })
+OPEN_FORMS = frozenset({"data_request_form"})  # the identity check of a data-rights request
 PRIORITY = 7  # RulePolicy is 6: a privacy decision outranks any rule
 
 
@@ -98,6 +100,7 @@ def next_action(tracker: DialogueStateTracker) -> str | None:
         return ASK
     if intent in ("affirm", "deny") and _asked_just_before(tracker):
         return RECORD
-    if tracker.get_slot("consented") is False and intent not in OPEN_INTENTS:
+    answering_open_form = tracker.active_loop_name in OPEN_FORMS
+    if tracker.get_slot("consented") is False and intent not in OPEN_INTENTS and not answering_open_form:
         return ASK
     return None

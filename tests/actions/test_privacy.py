@@ -1,12 +1,21 @@
-"""The consent step and STOP through the actions, on the seeded database."""
+"""The consent step, STOP and data-rights requests through the actions, on the seeded database."""
 
 from __future__ import annotations
 
+from rasa_sdk.events import ConversationPaused
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.privacy import ActionAskConsent, ActionOptOut, ActionRecordConsent
+from actions.privacy import (
+    ActionAskConsent,
+    ActionOptOut,
+    ActionRecordConsent,
+    ActionRequestData,
+    ValidateDataRequestForm,
+)
+from actions.results import ActionAskIdentityDateOfBirth
 from actions.sender import ActionIdentifySender
-from clinic import consent, patients
+from clinic import consent, handoff, patients, rights
+from clinic.settings import settings
 from tests.actions.conftest import GIOVANNI, STRANGER, responses, tracker
 
 
@@ -49,3 +58,61 @@ async def test_stop_withdraws_consent_leaves_the_form_and_is_confirmed(clinic_db
     assert responses(dispatcher) == ["utter_opt_out_confirmed"]
     assert events == {"active_loop": None, "requested_slot": None, "consented": False}
     assert not any(consent.allows(clinic_db, contact_id, p) for p in consent.PURPOSES)
+
+
+def data_request(sender: str = GIOVANNI, kind: str = "export", **slots) -> dict:
+    return tracker(sender, slots={"data_request": kind, "requested_slot": "identity_date_of_birth", **slots},
+                   intent="inform", active_loop="data_request_form")
+
+
+async def answer(text: str, sender: str = GIOVANNI) -> tuple[dict, list[str]]:
+    dispatcher = CollectingDispatcher()
+    got = await ValidateDataRequestForm().validate_identity_date_of_birth(text, dispatcher, data_request(sender), {})
+    return got, responses(dispatcher)
+
+
+async def test_a_copy_of_the_data_is_recorded_only_after_the_date_of_birth_matches(clinic_db, domain):
+    form = ValidateDataRequestForm()
+    assert await form.required_slots(["identity_date_of_birth"], CollectingDispatcher(), data_request(), {}) == [
+        "identity_date_of_birth"]
+    dispatcher = CollectingDispatcher()
+    await ActionAskIdentityDateOfBirth().run(dispatcher, data_request(), domain)
+    assert responses(dispatcher) == ["utter_ask_identity_for_data_request"]
+    got, said = await answer("13/04/1958")
+    assert got == {"identity_date_of_birth": None} and said == ["utter_identity_mismatch"]
+    dispatcher, _ = await run(ActionRequestData(), data_request())  # the check was left unfinished
+    assert responses(dispatcher) == [] and rights.open_requests(clinic_db) == []
+
+    assert await answer("12/04/1958") == ({"identity_date_of_birth": "verified"}, [])
+    dispatcher, slots = await run(ActionRequestData(), data_request(identity_date_of_birth="verified"))
+    assert responses(dispatcher) == ["utter_data_request_received"]
+    assert slots["identity_date_of_birth"] is None and slots["data_request"] is None
+    (request,) = rights.open_requests(clinic_db)
+    assert (request.kind, request.phone) == ("export", GIOVANNI)
+    # the check holds for a while: an erasure request right after is not asked again
+    assert await form.required_slots(["identity_date_of_birth"], CollectingDispatcher(),
+                                     data_request(kind="erasure"), {}) == []
+
+
+async def test_a_number_without_a_patient_asks_without_a_date_of_birth(clinic_db):
+    form = ValidateDataRequestForm()
+    assert await form.required_slots(["identity_date_of_birth"], CollectingDispatcher(),
+                                     data_request(STRANGER, "erasure"), {}) == []
+    dispatcher, _ = await run(ActionRequestData(), data_request(STRANGER, "erasure"))
+    assert responses(dispatcher) == ["utter_data_request_received"]
+    (request,) = rights.open_requests(clinic_db)
+    assert (request.kind, request.phone) == ("erasure", STRANGER)
+
+
+async def test_three_wrong_dates_lock_the_request_and_hand_over_to_a_nurse(clinic_db, monkeypatch):
+    monkeypatch.setenv("HANDOFF_STAFFED_HOURS", "mon-sun 00:00-23:59")
+    settings.cache_clear()
+    for _ in range(2):
+        await answer("01/01/1960")
+    assert (await answer("01/01/1960"))[0] == {"identity_date_of_birth": "locked"}
+    dispatcher = CollectingDispatcher()
+    events = await ActionRequestData().run(dispatcher, data_request(identity_date_of_birth="locked"), {})
+    assert responses(dispatcher) == ["utter_identity_locked", "utter_handoff"]
+    assert ConversationPaused() in events and rights.open_requests(clinic_db) == []
+    ticket = handoff.open_ticket_for(clinic_db, patients.contact_id(clinic_db, GIOVANNI))
+    assert ticket.reason == "identity_failed"
