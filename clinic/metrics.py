@@ -326,9 +326,10 @@ def add_route(app, db: Callable[[], Database] | None = None, *, found: Collector
         return response.raw(await asyncio.to_thread(exposition, found), content_type=CONTENT_TYPE)
 
 
-def serve(port: int, found: CollectorRegistry, host: str = "0.0.0.0") -> ThreadingHTTPServer | None:
-    """`GET /metrics` on its own port, in a daemon thread, for a worker without a web server (the
-    outreach and webhook workers). A port already taken is logged, and the worker goes on without.
+def serve(port: int, found: CollectorRegistry, host: str | None = None) -> ThreadingHTTPServer | None:
+    """`GET /metrics` on its own port (METRICS_HOST), in a daemon thread, for a worker without a web
+    server (the outreach and webhook workers). A port already taken is logged, and the worker goes on
+    without.
     """
 
     class Handler(BaseHTTPRequestHandler):
@@ -348,6 +349,7 @@ def serve(port: int, found: CollectorRegistry, host: str = "0.0.0.0") -> Threadi
         def log_message(self, *args) -> None:
             """Scrapes are not logged."""
 
+    host = host or settings().metrics_host
     try:
         server = ThreadingHTTPServer((host, port), Handler)
     except OSError as error:

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     outreach_metrics_port: int = Field(
         5085, ge=0, description="Port of the outreach worker's Prometheus /metrics (0: none)."
     )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the workers' /metrics ports (outreach, webhooks) listen on (0.0.0.0: all)."
+    )
     metrics_token: str = Field(
         "", description="When set, /metrics answers only requests with `Authorization: Bearer <this>`."
     )
