@@ -173,6 +173,10 @@ def _remind(db: Database, appointment_id: int, contact_id: int, at: datetime) ->
                            "outbound_id": row.id, "offset_hours": 24}, now=at)
 
 
+DEMO_INTENTS = ("greet", "book_appointment", "inform", "affirm", "list_appointments", "faq", "thank",
+                "reschedule_appointment", "cancel_appointment", "request_test_results")
+
+
 def _conversations(db: Database, rng: random.Random, people: list[tuple[int, int, str]], first: date, last: date,
                    nurses: list[int], per_day: int = 10) -> tuple[int, int]:
     """Patients chatting with the bot in office hours; some hand over to a nurse, who answers and resolves."""
@@ -189,10 +193,12 @@ def _conversations(db: Database, rng: random.Random, people: list[tuple[int, int
             rows = []
             for _turn in range(rng.randrange(1, 5)):
                 serial += 1
+                fell_back = rng.random() < 0.12 - 0.008 * week  # designers' fixes show as a falling rate
                 rows.append(InboundMessage(
                     wamid=f"wamid.history.{serial}", contact_id=contact_id, phone_number_id="history", type="text",
                     payload={"text": {"body": "(demo history)"}}, rasa_text="(demo history)", sent_at=moment,
-                    received_at=moment, status=InboundStatus.handled, handled_at=moment, attempts=1))
+                    received_at=moment, status=InboundStatus.handled, handled_at=moment, attempts=1,
+                    nlu_intent="nlu_fallback" if fell_back else rng.choice(DEMO_INTENTS), nlu_fallback=fell_back))
                 reply = moment + timedelta(seconds=round(rng.lognormvariate(0.6, 0.5), 1))
                 rows.append(_outbound(contact_id, reply, "bot"))
                 moment = reply + timedelta(seconds=rng.randrange(20, 240))

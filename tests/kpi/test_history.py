@@ -26,7 +26,7 @@ def test_two_weeks_of_history_fill_every_recorded_figure_and_are_made_once(db):
         assert all(figure.value is not None for figure in figures.values()), figures
     figures = {f.key: f for f in kpi.report(db, kpi.Filters(date(2027, 3, 1), date(2027, 3, 14)))}
     for key in ("reminder_confirmation_rate", "cancellations", "conversations_without_nurse",
-                "nurse_resolution_p50", "window_expiries", "template_fallbacks"):
+                "nurse_resolution_p50", "window_expiries", "template_fallbacks", "fallback_rate"):
         assert figures[key].value, key
     assert figures["satisfaction_average"].value is None  # not recorded: no invented answers
     assert kpi.no_show_rate(db, kpi.Filters(TODAY, TODAY)).whole == 0  # nothing from today on
