@@ -71,6 +71,7 @@ REPLY_WINDOW = timedelta(hours=24)
 _OPAQUE = re.compile(r"^reminder:(\d+)$")
 # The template's last parameter when the specialty asks for no preparation (Meta refuses empty ones).
 CHUNK = 100  # reminders settled between two looks at what other workers settled
+BACKLOG_SECONDS = 5  # with the delivery loop running, queue at most this many seconds of sending ahead
 NO_PREPARATION = {"it": "Nessuna preparazione particolare.", "en": "No special preparation needed."}
 
 
@@ -186,7 +187,7 @@ def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, 
     """One pass of the worker: settle every reminder due now, each in its own transaction.
 
     Each queued reminder wakes the client's delivery loop, so a running loop sends while the pass
-    goes on. Several workers walk the same due list: each walks it in its own random order and,
+    goes on; the pass waits while more than `BACKLOG_SECONDS` of sending is queued. Several workers walk the same due list: each walks it in its own random order and,
     every `CHUNK` reminders, drops what another worker settled meanwhile, so two workers seldom
     spend the reads and the write on the same reminder (the unique key still decides if they do).
     """
@@ -196,6 +197,7 @@ def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, 
     due = due_now(db, now, rules)
     random.shuffle(due)
     for start in range(0, len(due), CHUNK):
+        client.wait_for_room(BACKLOG_SECONDS * client.config.max_messages_per_second)
         chunk = due[start:start + CHUNK]
         ids = sorted({d.appointment_id for d in chunk})
         with db.reading() as session:

@@ -42,6 +42,7 @@ import os
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -49,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from clinic import audit, crypto
@@ -547,6 +548,19 @@ class WhatsAppClient:
         self._wake_now()
         task, self._task = self._task, None
         return await task
+
+    def wait_for_room(self, backlog: int, poll: float = 0.25) -> None:
+        """Block the calling thread (a job queueing many messages, never the event loop) while this
+        client's delivery loop runs and more than `backlog` messages are queued and due: queueing far
+        ahead of the sending gains nothing, and the job's transactions and CPU would slow the sending.
+        """
+        while self._task is not None and not self._closing and self._queued_due() > backlog:
+            time.sleep(poll)
+
+    def _queued_due(self) -> int:
+        with self.db.reading() as session:
+            return session.scalar(select(func.count()).select_from(OutboundMessage).where(
+                OutboundMessage.status == OutboundStatus.queued, OutboundMessage.next_attempt_at <= self.clock()))
 
     def kick(self) -> None:
         """Wake the delivery loop now (from any thread); a no-op when no loop runs."""
