@@ -1,7 +1,7 @@
 """Measure the clinic NLU on held-out data: intents, entities and FAQ answers per language, and parse cost.
 
     RASA_TELEMETRY_ENABLED=false .venv/bin/python bench/nlu.py [--work /tmp/nlu-bench] [--seed 1] [--variants]
-        [--config config.yml] [--data data/nlu] [--fresh] [--fresh-only MODEL]
+        [--config config.yml] [--data data/nlu] [--fresh] [--fresh-only MODEL] [--quick]
 
 Run from the project root. The project is only read: everything else goes under --work.
 1. Snapshots config.yml, domain.yml and data/nlu/{it,en} (others may be editing them while this runs).
@@ -14,6 +14,7 @@ Run from the project root. The project is only read: everything else goes under 
 6. In-process: loads the model with Agent.load and times `parse_message` (20 warm-ups, then every
    test sentence, at least 200 parses); also scores what the bot really sees, which `rasa test nlu`
    does not: the entities of all extractors together, the fallback rate and the FAQ answer end to end.
+   --quick skips this step (its rows print n/a): under load it can take longer than the training.
 7. With --variants: trains two 1-epoch variants, with and without the two custom components, and
    times their parses (the difference is the custom components' cost; takes a few more minutes).
 8. With --fresh: also tests the model on bench/fresh/{it,en}.yml, sentences that are in no training
@@ -178,6 +179,8 @@ def report_metrics(out: Path) -> dict:
         "diet": entity_scores(read_json(out / "DIETClassifier_report.json", {})),
         "terms": entity_scores(read_json(out / "ClinicTermsExtractor_report.json", {})),
         "faq_selector_accuracy": responses["accuracy"] if responses else None,
+        "per_intent": {name: (row["f1-score"], row["support"]) for name, row in intents.items()
+                       if isinstance(row, dict) and name not in ("macro avg", "weighted avg", "micro avg")},
     }
 
 
@@ -213,8 +216,8 @@ async def time_parses(agent, texts: list[str]) -> tuple[list[float], dict[str, d
     """Parse latency in ms as the bot pays it (one message at a time), and the first parse of every text."""
     for text in texts[:WARM_UP]:
         await agent.parse_message(text)
-    samples, parsed = [], {}
-    while len(samples) < MIN_PARSES or len(parsed) < len(texts):
+    samples, parsed, unique = [], {}, set(texts)  # a text can be in both languages' tests ("bye")
+    while len(samples) < MIN_PARSES or len(parsed) < len(unique):
         for text in texts:
             started = time.perf_counter()
             result = await agent.parse_message(text)
@@ -386,6 +389,12 @@ def print_report(facts: dict) -> None:
     per_language = [metric_rows(facts["metrics"][lang], facts["bot"][lang]) for lang in LANGUAGES]
     for i, (title, _) in enumerate(per_language[0]):
         print(f"| {title} | " + " | ".join(fmt(rows[i][1]) for rows in per_language) + " |")
+    print("\n| intent F1 (test examples) | " + " | ".join(LANGUAGES) + " |")
+    print("| --- |" + " --- |" * len(LANGUAGES))
+    per_intent = [facts["metrics"][lang]["per_intent"] for lang in LANGUAGES]
+    for name in sorted(set().union(*per_intent)):
+        print(f"| {name} | " + " | ".join(f"{fmt(p[name][0], 2)} ({p[name][1]})" if name in p else "—"
+                                          for p in per_intent) + " |")
     for lang in LANGUAGES:
         pairs = facts["confusions"][lang].most_common(10)
         print(f"\nConfusions ({lang}), expected → predicted: "
@@ -433,6 +442,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "nlu", help="folder with it/ and en/ NLU files")
     parser.add_argument("--fresh", action="store_true", help="also score the model on bench/fresh")
     parser.add_argument("--fresh-only", type=Path, metavar="MODEL", help="only score this model on bench/fresh")
+    parser.add_argument("--quick", action="store_true", help="skip the in-process parses (cost, bot-side scores)")
     args = parser.parse_args()
 
     work = args.work.resolve()
@@ -465,7 +475,11 @@ def main() -> None:
         rasa_test(model, test_file, project / "domain.yml", out, env)
         facts["metrics"][lang], facts["confusions"][lang] = report_metrics(out), confusions(out)
         facts["entity_errors"][lang] = entity_errors(out)
-    facts["bot"] = asyncio.run(measure_model(model, test_files, score=True))
+    if args.quick:
+        empty = {"fallback_rate": None, "faq_end_to_end": None, "combined": {}}
+        facts["bot"] = {"load_seconds": 0.0, "parses": 0, "p50_p95": (0.0, 0.0), **{lang: empty for lang in LANGUAGES}}
+    else:
+        facts["bot"] = asyncio.run(measure_model(model, test_files, score=True))
     if args.fresh:
         facts["fresh"] = fresh_scores(model, project / "domain.yml", work, env)
     if args.variants:
