@@ -81,13 +81,15 @@ BOT_READY_POLL_SECONDS = 0.5
 SWEEP_SECONDS = 5.0  # how often pending rows nobody woke (a lost nudge) are looked for
 ENQUEUE_ATTEMPTS = 3  # a bot message the outbox cannot take is retried briefly, then logged as lost
 FALLBACK_INTENT = "nlu_fallback"  # FallbackClassifier: the NLU was not confident
-FALLBACK_ACTIONS = ("action_default_fallback", "action_two_stage_fallback")  # the policies were not
+# the policies were not sure, or the bot said it did not understand (a stray answer, no question open)
+FALLBACK_ACTIONS = ("action_default_fallback", "action_two_stage_fallback", "utter_ask_rephrase")
 
 
 def nlu_outcome(events: Any, message_id: str) -> tuple[str | None, bool] | None:
     """What the bot made of the user message `message_id`, from the tracker's events: the intent it
-    acted on and whether the turn fell back (intent `nlu_fallback`, or a fallback action ran). None when
-    the message is not in the tracker or the bot did nothing with it (a nurse holds the conversation).
+    acted on and whether the turn fell back (intent `nlu_fallback`, or a fallback action or the request to
+    rephrase ran). None when the message is not in the tracker or the bot did nothing with it (a nurse
+    holds the conversation).
     """
     intent, actions, found = None, [], False
     for event in events:

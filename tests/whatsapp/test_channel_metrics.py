@@ -106,10 +106,12 @@ def test_the_nlu_outcome_is_read_from_the_turn_of_that_message():
               ActionExecuted("action_listen"),
               user("inform", "w2"), ActionExecuted("action_default_fallback"), ActionExecuted("action_listen"),
               user("greet", "w3"), ActionExecuted("action_two_stage_fallback"),
+              user("inform", "w5"), ActionExecuted("utter_ask_rephrase"), ActionExecuted("action_listen"),
               user("request_human", "w4")]
     assert nlu_outcome(events, "w1") == ("book_visit", False)
     assert nlu_outcome(events, "w2") == ("inform", True)  # understood, but the policies fell back
     assert nlu_outcome(events, "w3") == ("greet", True)
+    assert nlu_outcome(events, "w5") == ("inform", True)  # an answer to no question: "could you rephrase?"
     assert nlu_outcome(events, "w4") is None  # the bot did nothing (yet)
     assert nlu_outcome(events, "w9") is None  # not in this tracker
 
