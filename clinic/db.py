@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import threading
+from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
@@ -58,6 +60,56 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+class WriteTurns:
+    """The write transactions of this process on one SQLite database take turns, first come first served.
+
+    SQLite lets one writer in at a time, and a writer that finds the database locked retries after
+    naps of up to 100 ms: a thread committing back to back (the reminder pass) kept another (the
+    delivery loop's claims) waiting for seconds. Here a waiting writer queues and is handed the turn
+    at once, in order. Other processes still wait SQLite's way (busy_timeout). A nested write
+    transaction in the same thread, or a wait past `timeout`, goes on without a turn: SQLite's lock
+    decides, as it would without this.
+    """
+
+    def __init__(self, timeout: float = 30.0) -> None:
+        self.timeout = timeout
+        self._mutex = threading.Lock()
+        self._queue: deque[tuple[int, threading.Lock]] = deque()
+        self._owner: int | None = None
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._owner == me:
+            yield
+            return
+        with self._mutex:
+            gate = None
+            if self._owner is None:
+                self._owner = me
+            else:
+                gate = threading.Lock()
+                gate.acquire()
+                self._queue.append((me, gate))
+        if gate is not None and not gate.acquire(timeout=self.timeout):
+            with self._mutex:
+                if (me, gate) in self._queue:  # not handed over: go on without a turn
+                    self._queue.remove((me, gate))
+                    gate = None
+        if gate is None and self._owner != me:
+            yield
+            return
+        try:
+            yield
+        finally:
+            with self._mutex:
+                if self._queue:
+                    self._owner, next_gate = self._queue.popleft()
+                    next_gate.release()
+                else:
+                    self._owner = None
+
+
 class Database:
     """An engine plus its session factory; the core's functions take one of these."""
 
@@ -65,11 +117,12 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, future=True, expire_on_commit=False)
+        self._turns = WriteTurns() if self.engine.dialect.name == "sqlite" else None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on any error."""
-        with self._sessions() as session, session.begin():
+        with self._turns.turn() if self._turns else nullcontext(), self._sessions() as session, session.begin():
             yield session
 
     @contextmanager

@@ -71,6 +71,7 @@ REPLY_WINDOW = timedelta(hours=24)
 _OPAQUE = re.compile(r"^reminder:(\d+)$")
 # The template's last parameter when the specialty asks for no preparation (Meta refuses empty ones).
 CHUNK = 100  # reminders settled between two looks at what other workers settled
+KICK_EVERY = 16  # queued reminders between two wake-ups of the delivery loop (its poll catches the rest)
 BACKLOG_SECONDS = 5  # with the delivery loop running, queue at most this many seconds of sending ahead
 NO_PREPARATION = {"it": "Nessuna preparazione particolare.", "en": "No special preparation needed."}
 
@@ -186,9 +187,10 @@ def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, 
              ) -> PassResult:
     """One pass of the worker: settle every reminder due now, each in its own transaction.
 
-    Each queued reminder wakes the client's delivery loop, so a running loop sends while the pass
-    goes on; the pass waits while more than `BACKLOG_SECONDS` of sending is queued. Several workers walk the same due list: each walks it in its own random order and,
-    every `CHUNK` reminders, drops what another worker settled meanwhile, so two workers seldom
+    The pass wakes the client's delivery loop as it queues (the first reminder, every `KICK_EVERY`
+    and every chunk's end), so a running loop sends while the pass goes on; the pass waits while
+    more than `BACKLOG_SECONDS` of sending is queued. Several workers walk the same due list: each
+    walks it in its own random order and, every `CHUNK` reminders, drops what another worker settled meanwhile, so two workers seldom
     spend the reads and the write on the same reminder (the unique key still decides if they do).
     """
     now = now or utcnow()
@@ -209,11 +211,13 @@ def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, 
                 outcome = _settle_logged(db, client, reminder, now, contacts.get(reminder.appointment_id))
             if outcome is ReminderStatus.sent:
                 result.sent += 1
-                client.kick()
+                if result.sent % KICK_EVERY == 1:  # the first, then one kick per batch the loop claims
+                    client.kick()
             elif outcome is ReminderStatus.skipped:
                 result.skipped += 1
             else:
                 result.passed_by += 1
+        client.kick()
     return result
 
 

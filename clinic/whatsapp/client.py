@@ -646,7 +646,9 @@ class WhatsAppClient:
                     else:
                         sending.discard(task)
                         accepted += task.result()
-                        more = True  # the contact's next message may be claimable now
+                        # when the last claim found nothing: look again once all in flight are
+                        # settled (their contacts' next messages may be claimable then)
+                        more = more or not sending
         finally:
             # an error (the database, say) ends the pass, but not before what is in flight settled
             rest = sending | ({claiming} if claiming else set())
