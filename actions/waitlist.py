@@ -8,6 +8,7 @@ from __future__ import annotations
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.booking import send_calendar_link
 from actions.common import actor, core, db, guarded, language
 from actions.presenting import appointment_values
 from clinic import catalog, patients
@@ -49,6 +50,7 @@ class ActionAcceptWaitlistOffer(Action):
         specialties = await core(catalog.specialties, db())
         dispatcher.utter_message(response="utter_booked",
                                  **appointment_values(answer.appointment, language(tracker), specialties))
+        await send_calendar_link(dispatcher, tracker, answer.appointment.id)
         return []
 
 

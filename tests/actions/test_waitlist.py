@@ -46,7 +46,7 @@ async def test_tapping_book_it_books_the_freed_slot_and_a_later_tap_hears_it_has
     dispatcher = CollectingDispatcher()
     assert await ActionAcceptWaitlistOffer().run(dispatcher, tapped(GIOVANNI, "accept_waitlist_offer", giovannis),
                                                  {}) == []
-    assert responses(dispatcher) == ["utter_booked"]
+    assert responses(dispatcher) == ["utter_booked", "utter_calendar_link"]
     assert dispatcher.messages[0]["patient"] == "Giovanni Verdi"
     assert [a.patient_id for a in scheduling.upcoming_appointments(clinic_db, [1])] == [1]
 
@@ -63,7 +63,7 @@ async def test_a_typed_yes_answers_the_newest_open_offer_and_someone_elses_offer
     assert responses(dispatcher) == ["utter_waitlist_offer_unknown"]
     dispatcher = CollectingDispatcher()
     await ActionAcceptWaitlistOffer().run(dispatcher, tapped(EMILY, "accept_waitlist_offer"), {})
-    assert responses(dispatcher) == ["utter_booked"]
+    assert responses(dispatcher) == ["utter_booked", "utter_calendar_link"]
 
 
 async def test_no_thanks_passes_the_slot_on_and_keeps_the_patient_on_the_waitlist(clinic_db):
