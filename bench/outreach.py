@@ -220,6 +220,25 @@ def all_sent(db: Database, expected: int) -> bool:
             OutboundMessage.source == SOURCE, OutboundMessage.sent_at.is_not(None))) >= expected
 
 
+def queue_everything(db: Database, env: dict) -> None:
+    """The reminder pass in this process, with a client that only queues (no delivery loop runs)."""
+    from clinic.outreach import reminders
+    from clinic.whatsapp.client import WhatsAppClient
+    from clinic.whatsapp.types import GraphConfig
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    settings.cache_clear()
+    try:
+        t0 = time.perf_counter()
+        result = reminders.send_due(db, WhatsAppClient(db, GraphConfig.from_settings(settings())))
+        print(f"queued first: {result} in {time.perf_counter() - t0:.1f} s", flush=True)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        settings.cache_clear()
+
+
 def run_workers(env: dict, workers: int, folder: Path, py_spy: str | None, loop_until: Callable[[], bool] | None = None
                 ) -> list[dict]:
     """Start K `clinic outreach run --once` together (or the looping worker, stopped by SIGTERM once
@@ -369,7 +388,8 @@ def table(meta: dict, r: dict) -> str:
     cpu = " + ".join(f"{w['cpu_seconds']} s ({w['cpu_user']} user, {w['cpu_sys']} sys)" for w in r["workers"])
     rss = " / ".join(f"{w['peak_rss_mb']} MB (after planning: {w['rss_mb_after_planning']} MB)" for w in r["workers"])
     lines = [
-        f"| measure | {meta['db']}, {meta['workers']} worker(s){' (loop)' if meta['loop'] else ''}, "
+        f"| measure | {meta['db']}, {meta['workers']} worker(s){' (loop)' if meta['loop'] else ''}"
+        f"{' (queued first: delivery only)' if meta.get('queued_first') else ''}, "
         f"{meta['reminders']} reminders |",
         "| --- | --- |",
         f"| load average before → after | {meta['load_before']} → {meta['load_after']} |",
@@ -430,6 +450,9 @@ def main() -> None:
     parser.add_argument("--loop", action="store_true",
                         help="the looping worker (`clinic outreach run`, delivery alongside the pass), SIGTERM when "
                              "all is sent")
+    parser.add_argument("--queued-first", action="store_true",
+                        help="settle every reminder in the bench process first (queued, not sent), so the workers "
+                             "only deliver: the sending alone")
     parser.add_argument("--py-spy", help="path of a py-spy binary: profile worker 1 (collapsed stacks)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, database)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "outreach-bench.json")
@@ -451,7 +474,10 @@ def main() -> None:
         sandbox = f"http://127.0.0.1:{sandbox_port}"
         wait_up(f"{sandbox}/_sandbox/health", sandbox_proc)
         requests.put(f"{sandbox}/_sandbox/config", json={"statuses": []}, timeout=10).raise_for_status()
+        if args.queued_first:
+            queue_everything(db, env)
         meta = {"db": args.db, "workers": args.workers, "loop": args.loop, "reminders": args.reminders,
+                "queued_first": args.queued_first,
                 "load_before": load_average(),
                 "clinic": clinic, "per_worker_rate": args.rate / args.workers, "folder": str(folder)}
         print(f"load before: {meta['load_before']}; starting {args.workers} worker(s)", flush=True)
