@@ -190,8 +190,9 @@ def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, 
     The pass wakes the client's delivery loop as it queues (the first reminder, every `KICK_EVERY`
     and every chunk's end), so a running loop sends while the pass goes on; the pass waits while
     more than `BACKLOG_SECONDS` of sending is queued. Several workers walk the same due list: each
-    walks it in its own random order and, every `CHUNK` reminders, drops what another worker settled meanwhile, so two workers seldom
-    spend the reads and the write on the same reminder (the unique key still decides if they do).
+    walks it in its own random order and, every `CHUNK` reminders, drops what another worker
+    settled meanwhile, so two workers seldom spend the reads and the write on the same reminder
+    (the unique key still decides if they do).
     """
     now = now or utcnow()
     rules = rules or Rules.from_settings()

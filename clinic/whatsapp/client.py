@@ -29,8 +29,8 @@ anywhere (it wakes the loop), `await client.close()` at shutdown. From a one-sho
 first, so sending begins while the job still queues, and `finish()` at its end); what pacing or
 backoff defers stays queued for the next run or for a process whose loop is running (every process
 claims from the same outbox). Delivery is a pipeline: up to `concurrency` claimed rows in flight,
-more claimed as slots free up, the answers committed together. Throughput pacing is per process: with several sending processes,
-give each a share of the phone number's `max_messages_per_second`.
+more claimed as slots free up, the answers committed together. Throughput pacing is per process:
+with several sending processes, give each a share of the phone number's `max_messages_per_second`.
 """
 
 from __future__ import annotations
@@ -145,7 +145,8 @@ class _Throughput:
 
 class _GroupCommit:
     """Calls `commit(items)` in a worker thread for the items added while its previous call ran; each
-    `add` returns once its item was committed (or raises what the commit raised)."""
+    `add` returns once its item was committed (or raises what the commit raised).
+    """
 
     def __init__(self, commit: Callable[[list], None]) -> None:
         self.commit = commit
