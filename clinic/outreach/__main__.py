@@ -7,7 +7,8 @@ the passes queue. `--once`: one pass, with the delivery loop sending as it goes,
 may go now and exit (for cron or a test). Once a day (and at start) it also runs the retention pass
 of `clinic.rights`. SIGTERM or Ctrl-C ends the worker cleanly: the pass in progress finishes (each
 message is its own transaction), the delivery loop stops once its sends in flight settled, exit 0.
-Several workers may run at once: each message is decided by exactly one of them (see `clinic.outreach.reminders`, `.results`, `.backfill`, `.followups`).
+Several workers may run at once: each message is decided by exactly one of them (see
+`clinic.outreach.reminders`, `.results`, `.backfill`, `.followups`).
 """
 
 from __future__ import annotations
