@@ -1,6 +1,6 @@
-"""What every web app of the clinic does at its edge (the inbox, the sandbox, the webhook ingest):
-security headers on every answer and a ceiling on request bodies. One place, so a new app cannot
-forget one of them.
+"""What every web app of the clinic does at its edge (the inbox, the sandbox, the webhook ingest, FHIR):
+security headers on every answer, a ceiling on request bodies, and streamed bodies read up to a limit.
+One place, so a new app cannot forget one of them.
 """
 
 from __future__ import annotations
@@ -32,3 +32,18 @@ def harden(app: Sanic, *, max_request_bytes: int, csp: str = STRICT_CSP) -> None
     async def _security_headers(_request: Request, answer: HTTPResponse) -> None:
         for key, value in headers.items():
             answer.headers.setdefault(key, value)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes | None:
+    """The raw body of a streamed request, or None when it is larger than allowed (nothing more is kept)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        return None
+    body = bytearray()
+    while True:
+        chunk = await request.stream.read()
+        if chunk is None:
+            return bytes(body)
+        body += chunk
+        if len(body) > max_bytes:
+            return None

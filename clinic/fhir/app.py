@@ -40,7 +40,7 @@ from clinic.fhir import api, clients, reports
 from clinic.fhir.capability import capability_statement
 from clinic.fhir.resources import outcome
 from clinic.settings import settings
-from clinic.web import harden
+from clinic.web import harden, read_body
 
 logger = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
@@ -78,18 +78,10 @@ def _json(raw: bytes) -> Any:
 
 async def _streamed_body(request: Request, max_bytes: int) -> bytes:
     """The body of a streamed route, refused with 413 as soon as it passes `max_bytes`."""
-    declared = request.headers.get("content-length", "")
-    too_large = api.FhirError(413, "too-long", f"the request is larger than {max_bytes} bytes")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
-    body = bytearray()
-    while True:
-        chunk = await request.stream.read()
-        if chunk is None:
-            return bytes(body)
-        body += chunk
-        if len(body) > max_bytes:
-            raise too_large
+    body = await read_body(request, max_bytes)
+    if body is None:
+        raise api.FhirError(413, "too-long", f"the request is larger than {max_bytes} bytes")
+    return body
 
 
 def create_app(db: Database | None = None) -> Sanic:

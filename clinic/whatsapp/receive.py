@@ -26,6 +26,7 @@ from sanic.response import HTTPResponse
 
 from clinic import wording
 from clinic.db import Database
+from clinic.web import read_body
 from clinic.whatsapp import store
 from clinic.whatsapp.types import GraphConfig, WebhookBatch
 from clinic.whatsapp.webhook import SIGNATURE_HEADER, parse, sign, verify_signature
@@ -90,21 +91,6 @@ def handshake(request: Request, verify_token: str) -> HTTPResponse:
         return response.text(challenge)
     logger.warning("webhook verification handshake refused (mode %r)", mode)
     return response.text("forbidden", status=403)
-
-
-async def read_body(request: Request, max_bytes: int) -> bytes | None:
-    """The raw body of a streamed request, or None when it is larger than allowed (nothing more is kept)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        return None
-    body = bytearray()
-    while True:
-        chunk = await request.stream.read()
-        if chunk is None:
-            return bytes(body)
-        body += chunk
-        if len(body) > max_bytes:
-            return None
 
 
 async def receive(
