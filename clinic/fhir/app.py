@@ -208,22 +208,22 @@ def create_app(db: Database | None = None) -> Sanic:
         return response.json({"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime},
                              headers=headers)
 
-    @app.get("/calendar/visit/<token:str>")
-    async def visit(request: Request, token: str) -> HTTPResponse:
-        """A patient's one visit, as it is now; an unknown token or a visit long past is a plain 404."""
-        body = await asyncio.to_thread(ical.visit_ics, db, token.removesuffix(".ics"))
+    async def ics(make, token: str, filename: str) -> HTTPResponse:
+        """A calendar by its token, the only credential: an unknown one is a plain 404."""
+        body = await asyncio.to_thread(make, db, token.removesuffix(".ics"))
         if body is None:
             return response.text("not found", status=404, headers={"Cache-Control": "no-store"})
-        headers = {"Cache-Control": "no-store", "Content-Disposition": 'inline; filename="visit.ics"'}
+        headers = {"Cache-Control": "no-store", "Content-Disposition": f'inline; filename="{filename}"'}
         return response.raw(body, content_type="text/calendar; charset=utf-8", headers=headers)
+
+    @app.get("/calendar/visit/<token:str>")
+    async def visit(request: Request, token: str) -> HTTPResponse:
+        """A patient's one visit, as it is now (a visit long past is gone too)."""
+        return await ics(ical.visit_ics, token, "visit.ics")
 
     @app.get("/calendar/<token:str>")
     async def calendar(request: Request, token: str) -> HTTPResponse:
-        """A private feed: the token is the only credential, so a wrong one is a plain 404."""
-        body = await asyncio.to_thread(ical.feed, db, token.removesuffix(".ics"))
-        if body is None:
-            return response.text("not found", status=404, headers={"Cache-Control": "no-store"})
-        headers = {"Cache-Control": "no-store", "Content-Disposition": 'inline; filename="clinic.ics"'}
-        return response.raw(body, content_type="text/calendar; charset=utf-8", headers=headers)
+        """A practitioner's or location's private feed."""
+        return await ics(ical.feed, token, "clinic.ics")
 
     return app
