@@ -28,21 +28,27 @@ async def send_reminders(db: Database, sandbox, now: datetime) -> None:
         await client.close()
 
 
-async def test_a_patient_confirms_moves_then_cancels_from_the_reminders_buttons(whatsapp, stack):
-    db = Database(stack.database_url)
-    chat = Chat(whatsapp, phone=PHONE, name="Marta")
-    patient = register_patient(db, wa_id=PHONE, first_name="Marta", last_name="Fontana",
-                               date_of_birth=date(1990, 5, 17), language="it")
+async def reminded_visit(db: Database, whatsapp, phone: str, first: str, last: str, born: date, specialty: str):
+    """A consenting patient booked by staff 4+ days ahead, whose 72-hour reminder has just arrived:
+    (chat, the visit, the reminder as the patient received it)."""
+    chat = Chat(whatsapp, phone=phone, name=first)
+    patient = register_patient(db, wa_id=phone, first_name=first, last_name=last, date_of_birth=born, language="it")
     consents(db, chat)
     start = datetime.now(timezone.utc) + timedelta(days=4)
-    [slot] = scheduling.free_slots(db, scheduling.SlotQuery(start, start + timedelta(days=7), specialty="cardiology"),
+    [slot] = scheduling.free_slots(db, scheduling.SlotQuery(start, start + timedelta(days=7), specialty=specialty),
                                    limit=1)
-    visit = scheduling.book(db, patient_id=patient, slot_id=slot.id, actor="staff:test", specialty="cardiology")
-    whatsapp.close_window(PHONE)
-
+    visit = scheduling.book(db, patient_id=patient, slot_id=slot.id, actor="staff:test", specialty=specialty)
+    whatsapp.close_window(phone)
     rules = reminders.Rules.from_settings()
     await send_reminders(db, whatsapp, next_allowed(visit.start_at - timedelta(hours=72), rules.quiet, rules.zone))
     [reminder] = chat.wait_for("appointment_reminder", visit.practitioner_name)
+    return chat, visit, reminder
+
+
+async def test_a_patient_confirms_moves_then_cancels_from_the_reminders_buttons(whatsapp, stack):
+    db = Database(stack.database_url)
+    chat, visit, reminder = await reminded_visit(db, whatsapp, PHONE, "Marta", "Fontana", date(1990, 5, 17),
+                                                 "cardiology")
     quick_replies = [c["parameters"][0]["payload"] for c in reminder["template"]["components"] if c["type"] == "button"]
     assert quick_replies == reminders.reply_payloads(visit.id)
     [sent] = whatsapp.received(PHONE)
@@ -63,25 +69,15 @@ async def test_a_patient_confirms_moves_then_cancels_from_the_reminders_buttons(
     chat.taps(yes)
     chat.wait_for("disdetto")
     assert scheduling.appointment(db, visit.id).status is AppointmentStatus.cancelled
-    assert slot.id in {s.id for s in scheduling.free_slots(
-        db, scheduling.SlotQuery(slot.start_at, slot.end_at, specialty="cardiology"))}
+    assert visit.slot_id in {s.id for s in scheduling.free_slots(
+        db, scheduling.SlotQuery(visit.start_at, visit.end_at, specialty="cardiology"))}
 
 
 async def test_a_patient_moves_the_visit_from_the_reminder_and_the_old_time_is_never_reminded(whatsapp, stack):
     db = Database(stack.database_url)
-    chat = Chat(whatsapp, phone=MOVER, name="Paolo")
-    patient = register_patient(db, wa_id=MOVER, first_name="Paolo", last_name="Greco",
-                               date_of_birth=date(1975, 2, 3), language="it")
-    consents(db, chat)
-    start = datetime.now(timezone.utc) + timedelta(days=4)
     # dermatology: the other e2e tests fill cardiology, Monday mornings above all
-    [slot] = scheduling.free_slots(db, scheduling.SlotQuery(start, start + timedelta(days=7), specialty="dermatology"),
-                                   limit=1)
-    visit = scheduling.book(db, patient_id=patient, slot_id=slot.id, actor="staff:test", specialty="dermatology")
-    whatsapp.close_window(MOVER)
+    chat, visit, _ = await reminded_visit(db, whatsapp, MOVER, "Paolo", "Greco", date(1975, 2, 3), "dermatology")
     rules = reminders.Rules.from_settings()
-    await send_reminders(db, whatsapp, next_allowed(visit.start_at - timedelta(hours=72), rules.quiet, rules.zone))
-    chat.wait_for("appointment_reminder", visit.practitioner_name)
     [sent] = whatsapp.received(MOVER)
     _confirm, reschedule, _cancel = reminders.reply_payloads(visit.id)
 
@@ -99,11 +95,11 @@ async def test_a_patient_moves_the_visit_from_the_reminder_and_the_old_time_is_n
     chat.wait_for("Spostato")
 
     old = scheduling.appointment(db, visit.id)
-    [moved] = scheduling.upcoming_appointments(db, [patient])
+    [moved] = scheduling.upcoming_appointments(db, [visit.patient_id])
     assert old.status is AppointmentStatus.cancelled and moved.id != visit.id
     assert moved.start_at.astimezone(rules.zone).date() == later
-    assert slot.id in {s.id for s in scheduling.free_slots(
-        db, scheduling.SlotQuery(slot.start_at, slot.end_at, specialty="dermatology"))}
+    assert visit.slot_id in {s.id for s in scheduling.free_slots(
+        db, scheduling.SlotQuery(visit.start_at, visit.end_at, specialty="dermatology"))}
     # the old time's 24 h reminder never goes; the new time's reminders do, at their own moments
     due = reminders.due_now(db, visit.start_at - timedelta(hours=24), rules)
     assert visit.id not in {d.appointment_id for d in due}
