@@ -62,10 +62,12 @@ OPT_IN_MESSAGES = {
 }
 OPT_IN_PHRASES = (
     "voglio di nuovo ricevere", "voglio ricevere di nuovo", "riattivate i messaggi", "riattiva i messaggi",
-    "potete scrivermi di nuovo", "scrivetemi di nuovo", "do il consenso", "ridare il consenso",
+    "potete scrivermi di nuovo", "scrivetemi di nuovo", "ridare il consenso",
     "start messaging me again", "message me again", "send me messages again", "you can message me again",
-    "opt back in", "subscribe again", "i want messages again", "give my consent",
+    "opt back in", "subscribe again", "i want messages again", "give my consent again",
 )
+# Not here: "do il consenso" / "I give my consent" answer the consent step (intent give_consent, recorded
+# as "all"); as opt-in phrases they would only show the step again.
 
 
 class ConsentError(ValueError):

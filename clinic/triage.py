@@ -86,7 +86,7 @@ RED_FLAGS: dict[str, list[str]] = {
         r"\bmi (voglio |vorrei |devo )?(ammazzare|uccidere|suicidare)\b",
         r"\b(mi butto|buttarmi) (giu|dal|dalla|sotto)\b",
         r"kill (myself|me)",
-        r"end (my|it all|my life)",
+        r"\bend (my|it all|my life)",  # \b: "send my cv" is not self-harm
         r"\b(want|going|gonna) to end it\b",
         r"take my (own )?life",
         r"(jump|jumping) (off|from) (a |the )?(bridge|building|roof|balcony)",
@@ -131,10 +131,12 @@ SPARING_CUES = [
     # the past, at a distance
     r"\b(anno|anni|mesi|mese) (fa|scorso|scorsi|passato)\b",
     r"\bl ?anno scorso\b",
+    r"\b(l ?)?(estate|inverno|primavera|autunno) scors[ao]\b",  # a season ago: months away, like "mesi fa"
     r"\b(settimane|tempo) fa\b",
     r"\bin passato\b",
     r"\bda (piccol|bambin|ragazz)",
     r"\b(last|a few|several|two|three|\d+) (year|years|month|months)\b",
+    r"\blast (spring|summer|autumn|fall|winter)\b",
     r"\byears? ago\b",
     r"\bmonths? ago\b",
     r"\bin the past\b",

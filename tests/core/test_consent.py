@@ -105,6 +105,7 @@ def test_opt_out_words_in_both_languages(text, expected):
 @pytest.mark.parametrize("text,expected", [
     ("START", True), ("riattiva", True), ("privacy", True), ("you can message me again", True),
     ("start time?", False), ("STOP", False), ("what is your privacy policy about results?", False),
+    ("can I give my consent again?", True), ("I give my consent", False), ("do il consenso", False),
 ])
 def test_opt_in_words_in_both_languages(text, expected):
     assert consent.is_opt_in(text) is expected

@@ -90,6 +90,7 @@ LOOK_ALIKES = [
     "nessun dolore, volevo solo confermare l'appuntamento",
     "vorrei disdire l'appuntamento di martedì",
     "non voglio più ricevere messaggi",
+    "l'estate scorsa sono svenuto per il caldo, vorrei un controllo",
     # English
     "I had chest pain last year and would like a check-up",
     "my father had a stroke years ago, can he see a cardiologist?",
@@ -112,6 +113,8 @@ LOOK_ALIKES = [
     "I'm breathing fine now, thanks",
     "do you do first aid course certificates?",
     "I had bleeding gums a few months ago",
+    "had chest pain last spring, I'd like a cardiologist to check me over",
+    "I'm a nurse looking for a job, where do I send my cv?",
 ]
 
 
