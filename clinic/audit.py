@@ -1,15 +1,17 @@
 """The audit trail: append-only, hash-chained entries of who did what, with ids and metadata only.
 
 `record()` appends one entry inside the caller's transaction, so the entry commits or rolls back
-with the change it describes. Each entry has a `seq` (1, 2, 3, ...), its time (UTC), a `kind`, an
-`actor`, an optional `subject` (`"appointment:12"`) and `data`: ids, codes, statuses and times,
-never message text, names, phone numbers or dates of birth (keys that would hold them are refused).
+with the change it describes; `record_many()` appends several at once (one read and one write of
+the chain head for all: a batch of reminders, the acceptances of many sends). Each entry has a
+`seq` (1, 2, 3, ...), its time (UTC), a `kind`, an `actor`, an optional `subject`
+(`"appointment:12"`) and `data`: ids, codes, statuses and times, never message text, names, phone
+numbers or dates of birth (keys that would hold them are refused).
 `hash` is the SHA-256 of the entry's fields and the previous entry's hash, serialised as sorted-key
 JSON; the chain head (`audit_head`) keeps the last seq and hash, so deleting the last entries shows.
 
 Appends are serialised, so two writers never fork the chain: on PostgreSQL by a transaction-level
 advisory lock, on SQLite by the write lock every transaction takes. Take it last: call `record()`
-at the end of a transaction, after the rows it describes are written (and locked).
+(or `record_many()`) at the end of a transaction, after the rows it describes are written (and locked).
 
 Kinds (the actor in brackets):
 
@@ -147,6 +149,17 @@ def _actor(session: Session, actor: str) -> str:
     return f"contact:{found if found is not None else 'unknown'}"
 
 
+@dataclass(frozen=True)
+class Entry:
+    """An entry to append with `record_many` (the arguments of `record`)."""
+
+    kind: str
+    actor: str
+    subject: str | None = None
+    data: dict | None = None
+    now: datetime | None = None
+
+
 def record(
     session: Session,
     kind: str,
@@ -157,27 +170,38 @@ def record(
     now: datetime | None = None,
 ) -> int:
     """Append an entry in the session's transaction; its seq. Call it after the change it describes."""
-    if not kind or not actor:
-        raise AuditError("an entry needs a kind and an actor")
-    plain = _plain(data or {})
-    at = (now or utcnow()).astimezone(timezone.utc)
-    session.flush()  # the change described takes its row locks before the trail's lock, never after
+    return record_many(session, [Entry(kind, actor, subject, data, now)])[0]
+
+
+def record_many(session: Session, entries: list[Entry]) -> list[int]:
+    """Append entries in this order in the session's transaction; their seqs. One lock, one read and
+    one write of the chain head for them all: a transaction that describes many changes (a batch of
+    reminders, the acceptances of many sends) records them together, at its end.
+    """
+    rows = []
+    for entry in entries:  # all checked before anything is written
+        if not entry.kind or not entry.actor:
+            raise AuditError("an entry needs a kind and an actor")
+        rows.append({"kind": entry.kind[:40], "subject": entry.subject, "data": _plain(entry.data or {}),
+                     "at": (entry.now or utcnow()).astimezone(timezone.utc), "actor": entry.actor})
+    if not rows:
+        return []
+    session.flush()  # the changes described take their row locks before the trail's lock, never after
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == HEAD_ID).execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == HEAD_ID)).first()
+    seq, prev_hash = head if head is not None else (0, GENESIS)
+    for row in rows:
+        seq += 1
+        row.update(seq=seq, actor=_actor(session, row["actor"])[:100], prev_hash=prev_hash)
+        row["hash"] = prev_hash = digest(seq, row["at"], row["kind"], row["actor"], row["subject"], row["data"],
+                                         prev_hash)
+    session.execute(AuditEntry.__table__.insert(), rows)
     if head is None:
-        head = AuditHead(id=HEAD_ID, seq=0, hash=GENESIS)
-        session.add(head)
-    seq, prev_hash = head.seq + 1, head.hash
-    actor = _actor(session, actor)[:100]
-    entry = AuditEntry(seq=seq, at=at, kind=kind[:40], actor=actor, subject=subject, data=plain, prev_hash=prev_hash)
-    entry.hash = _entry_digest(entry)
-    session.add(entry)
-    head.seq, head.hash = seq, entry.hash
-    session.flush()
-    return seq
+        session.execute(AuditHead.__table__.insert().values(id=HEAD_ID, seq=seq, hash=prev_hash))
+    else:
+        session.execute(AuditHead.__table__.update().where(AuditHead.id == HEAD_ID).values(seq=seq, hash=prev_hash))
+    return [row["seq"] for row in rows]
 
 
 # --- verification -----------------------------------------------------------------------------------

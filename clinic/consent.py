@@ -188,11 +188,17 @@ def allows(db: Database, contact_id: int, purpose: str) -> bool:
     return state(db, contact_id).allows(purpose)
 
 
-def allows_in(session: Session, contact_id: int, purpose: str) -> bool:
+def allows_in(session: Session, contact_id: int, purpose: str, version: str | None = None) -> bool:
     """`allows` inside a caller's transaction that holds the contact's row lock (`lock_contact`), so
     a STOP being written at the same moment is either seen or waits for the caller to finish.
+    `version`: the current notice's, when the caller read it in this transaction (`current_version`).
     """
-    return _state(session, contact_id, _current_version(session)).allows(purpose)
+    return _state(session, contact_id, version or _current_version(session)).allows(purpose)
+
+
+def current_version(session: Session) -> str | None:
+    """The version of the privacy notice in force (None: none published yet)."""
+    return _current_version(session)
 
 
 def lock_contact(session: Session, contact_id: int) -> None:

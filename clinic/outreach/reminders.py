@@ -10,14 +10,19 @@ would have to be kept in step by each of those paths; here a cancelled or moved 
 stops being a candidate. What is stored is the *decision*: one `appointment_reminders` row per
 (appointment, offset), sent or skipped (and why).
 
-**Exactly once.** Each reminder is settled in one transaction that (1) re-reads the appointment and
-locks it — still booked or confirmed, with the start the reminder was computed for (PostgreSQL:
-`FOR UPDATE SKIP LOCKED`, so a worker never waits on a row another worker or a booking change
-holds; SQLite: the write lock every writer takes at BEGIN); (2) inserts the decision row, whose
-unique (appointment, offset) key a second worker runs into (it rolls back its savepoint and moves
-on); (3) queues the template in the client's outbox; (4) writes the audit entry. All or nothing: a
-worker killed before the commit leaves no trace and the next pass sends the reminder; killed after
-it, the outbox row is there and the client delivers it (its own claims and leases).
+**Exactly once.** Reminders are settled `BATCH` to a write transaction, each in its own savepoint
+that (1) re-reads the appointment and locks it — still booked or confirmed, with the start the
+reminder was computed for (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so a worker never waits on a row
+another worker or a booking change holds; SQLite: the write lock every writer takes at BEGIN);
+(2) inserts the decision row, whose unique (appointment, offset) key a second worker runs into (it
+rolls back that savepoint and moves on to the next reminder); (3) queues the template in the
+client's outbox. The batch's audit entries are appended at its end, together (`audit.record_many`:
+one read of the chain head instead of two per reminder), and contacts are locked in id order, so
+two workers' batches never deadlock. All or nothing: a worker killed before the commit leaves no
+trace of the batch and the next pass sends its reminders; killed after it, the outbox rows are
+there and the client delivers them (its own claims and leases). One transaction per batch instead
+of per reminder: the commits and the two chain-head appends per reminder were ~40 % of the
+pass's time (profile of 2,000 reminders).
 
 **Timing.** Due at start − offset (whole days on the clinic's calendar, so across a switch to or
 from summer time a 10:00 visit is still reminded at 10:00), but never for a moment before the
@@ -71,7 +76,7 @@ REPLY_WINDOW = timedelta(hours=24)
 _OPAQUE = re.compile(r"^reminder:(\d+)$")
 # The template's last parameter when the specialty asks for no preparation (Meta refuses empty ones).
 CHUNK = 100  # reminders settled between two looks at what other workers settled
-KICK_EVERY = 16  # queued reminders between two wake-ups of the delivery loop (its poll catches the rest)
+BATCH = 20  # reminders settled in one write transaction (each in its own savepoint)
 BACKLOG_SECONDS = 5  # with the delivery loop running, queue at most this many seconds of sending ahead
 NO_PREPARATION = {"it": "Nessuna preparazione particolare.", "en": "No special preparation needed."}
 
@@ -185,14 +190,13 @@ class PassResult:
 
 def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, rules: Rules | None = None
              ) -> PassResult:
-    """One pass of the worker: settle every reminder due now, each in its own transaction.
+    """One pass of the worker: settle every reminder due now, `BATCH` to a write transaction.
 
-    The pass wakes the client's delivery loop as it queues (the first reminder, every `KICK_EVERY`
-    and every chunk's end), so a running loop sends while the pass goes on; the pass waits while
-    more than `BACKLOG_SECONDS` of sending is queued. Several workers walk the same due list: each
-    walks it in its own random order and, every `CHUNK` reminders, drops what another worker
-    settled meanwhile, so two workers seldom spend the reads and the write on the same reminder
-    (the unique key still decides if they do).
+    The pass wakes the client's delivery loop after each batch it queued, so a running loop sends
+    while the pass goes on; the pass waits while more than `BACKLOG_SECONDS` of sending is queued.
+    Several workers walk the same due list: each walks it in its own random order and, every
+    `CHUNK` reminders, drops what another worker settled meanwhile, so two workers seldom spend the
+    reads and the write on the same reminder (the lock and the unique key still decide if they do).
     """
     now = now or utcnow()
     rules = rules or Rules.from_settings()
@@ -206,30 +210,18 @@ def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, 
         with db.reading() as session:
             settled = _settled(session, ids) if start else set()  # the first chunk's: just read by `due_now`
             contacts = recipients(session, ids)
-        for reminder in chunk:
-            outcome = None
-            if (reminder.appointment_id, reminder.offset_hours) not in settled:
-                outcome = _settle_logged(db, client, reminder, now, contacts.get(reminder.appointment_id))
-            if outcome is ReminderStatus.sent:
-                result.sent += 1
-                if result.sent % KICK_EVERY == 1:  # the first, then one kick per batch the loop claims
-                    client.kick()
-            elif outcome is ReminderStatus.skipped:
-                result.skipped += 1
-            else:
-                result.passed_by += 1
-        client.kick()
+        todo = [(d, contacts.get(d.appointment_id)) for d in chunk if (d.appointment_id, d.offset_hours) not in settled]
+        result.passed_by += len(chunk) - len(todo)
+        for at in range(0, len(todo), BATCH):
+            for outcome in settle_many(db, client, todo[at:at + BATCH], now):
+                if outcome is ReminderStatus.sent:
+                    result.sent += 1
+                elif outcome is ReminderStatus.skipped:
+                    result.skipped += 1
+                else:
+                    result.passed_by += 1
+            client.kick()
     return result
-
-
-def _settle_logged(db: Database, client: WhatsAppClient, due: Due, now: datetime, contact_id: int | None
-                   ) -> ReminderStatus | None:
-    try:
-        return settle(db, client, due, now, contact_id)
-    except Exception as error:  # noqa: BLE001 - one bad reminder must not hold up the others
-        logger.error("reminder of appointment %s (%sh) failed: %s", due.appointment_id, due.offset_hours,
-                     type(error).__name__)
-        return None
 
 
 def _link_order(relation: Relationship, created_at: datetime, contact_id: int) -> tuple:
@@ -271,38 +263,85 @@ def settle(db: Database, client: WhatsAppClient, due: Due, now: datetime, contac
     if contact_id is _LOOK_UP:
         with db.reading() as session:
             contact_id = recipients(session, [due.appointment_id]).get(due.appointment_id)
+    return settle_many(db, client, [(due, contact_id)], now)[0]
+
+
+def settle_many(db: Database, client: WhatsAppClient, batch: list[tuple[Due, int | None]], now: datetime
+                ) -> list[ReminderStatus | None]:
+    """Send or skip these reminders (each with its recipient's contact id, or None) in one write
+    transaction, each in its own savepoint: one that is not this worker's to settle (changed, locked
+    or settled by another worker) or that fails is left to a later pass, and the others go on. The
+    audit entries of the batch are appended together at its end. The outcome of each, in order
+    (None: left); all None if the transaction failed.
+    """
+    rows: list[AppointmentReminder | None] = [None] * len(batch)
+    # contacts are locked in id order, so two workers' batches never wait on each other in a circle
+    order = sorted(range(len(batch)), key=lambda i: (batch[i][1] is None, batch[i][1] or 0))
+    try:
+        with db.transaction() as session:
+            entries: list[audit.Entry] = []
+            notice = consent.current_version(session)
+            for i in order:
+                due, contact_id = batch[i]
+                try:
+                    with session.begin_nested():
+                        own: list[audit.Entry] = []
+                        row = _decide(session, client, due, contact_id, notice, now, own)
+                except IntegrityError:  # the unique key: another worker settled it first
+                    row = None
+                except Exception as error:  # noqa: BLE001 - one bad reminder must not hold up the others
+                    logger.error("reminder of appointment %s (%sh) failed: %s", due.appointment_id,
+                                 due.offset_hours, type(error).__name__)
+                    row = None
+                if row is not None:
+                    entries += own
+                    rows[i] = row
+            audit.record_many(session, entries)
+    except Exception as error:  # noqa: BLE001 - the batch rolled back: a later pass settles it
+        logger.error("reminder batch of %d failed: %s", len(batch), type(error).__name__)
+        return [None] * len(batch)
+    for (due, _), row in zip(batch, rows, strict=True):
+        if row is not None:
+            logger.info("reminder %s of appointment %s (%sh): %s%s", row.id, due.appointment_id, due.offset_hours,
+                        row.status.value, f" ({row.reason})" if row.reason else "")
+    return [row.status if row is not None else None for row in rows]
+
+
+def _decide(session: Session, client: WhatsAppClient, due: Due, contact_id: int | None, notice: str | None,
+            now: datetime, entries: list[audit.Entry]) -> AppointmentReminder | None:
+    """One reminder's decision row (and outbox row), its audit entries added to `entries`; None if it
+    is not this worker's to settle.
+    """
     reason = None
     if due.verdict != "send":
         reason = due.verdict
     elif contact_id is None:
         reason = "no_contact"
-    with db.transaction() as session:
-        appointment = _lock_if_unchanged(session, due)
-        if appointment is None:
-            return None
-        if contact_id is not None:
-            # Before the decision row, whose foreign key share-locks the contact: the outbox takes the
-            # contact's row lock next, and two workers each holding a share lock would deadlock.
-            # The same lock serialises with a STOP being written: consent is read under it (a clinic
-            # that never published a notice has no consent to read: nothing goes out).
-            consent.lock_contact(session, contact_id)
-            if reason is None and not consent.allows_in(session, contact_id, CONSENT_PURPOSE):
-                reason = "no_consent"
-        row = _claim(session, due, reason, contact_id, now)
-        if row is None:
-            return None
-        if row.status is ReminderStatus.sent:
-            body = reminder_message(appointment, session.get(Contact, contact_id))
-            (row.outbound_id,) = client.enqueue_in(session, contact_id, [body], source=SOURCE,
-                                                   opaque=f"reminder:{row.id}")
-        audit.record(session, f"reminder.{row.status.value}", actor=ACTOR, subject=f"appointment:{appointment.id}",
-                     data={"reminder_id": row.id, "appointment_id": appointment.id, "offset_hours": row.offset_hours,
-                           "contact_id": contact_id, "outbound_id": row.outbound_id, "reason": row.reason},
-                     now=now)
-        status = row.status
-    logger.info("reminder %s of appointment %s (%sh): %s%s", row.id, due.appointment_id, due.offset_hours,
-                status.value, f" ({reason})" if reason else "")
-    return status
+    appointment = _lock_if_unchanged(session, due)
+    if appointment is None:
+        return None
+    if contact_id is not None:
+        # Before the decision row, whose foreign key share-locks the contact: the outbox takes the
+        # contact's row lock next, and two workers each holding a share lock would deadlock.
+        # The same lock serialises with a STOP being written: consent is read under it (a clinic
+        # that never published a notice has no consent to read: nothing goes out).
+        consent.lock_contact(session, contact_id)
+        if reason is None and not consent.allows_in(session, contact_id, CONSENT_PURPOSE, notice):
+            reason = "no_consent"
+    row = AppointmentReminder(appointment_id=due.appointment_id, offset_hours=due.offset_hours, start_at=due.start_at,
+                              due_at=due.due_at, status=ReminderStatus.skipped if reason else ReminderStatus.sent,
+                              reason=reason, contact_id=contact_id, decided_at=now)
+    session.add(row)
+    session.flush()  # the unique (appointment, offset) key speaks here
+    if row.status is ReminderStatus.sent:
+        body = reminder_message(appointment, session.get(Contact, contact_id))
+        (row.outbound_id,) = client.enqueue_in(session, contact_id, [body], source=SOURCE,
+                                               opaque=f"reminder:{row.id}", audit_to=entries)
+    entries.append(audit.Entry(
+        f"reminder.{row.status.value}", actor=ACTOR, subject=f"appointment:{appointment.id}", now=now,
+        data={"reminder_id": row.id, "appointment_id": appointment.id, "offset_hours": row.offset_hours,
+              "contact_id": contact_id, "outbound_id": row.outbound_id, "reason": row.reason}))
+    return row
 
 
 def _lock_if_unchanged(session: Session, due: Due) -> Appointment | None:
@@ -313,25 +352,10 @@ def _lock_if_unchanged(session: Session, due: Due) -> Appointment | None:
                Appointment.start_at == due.start_at)
         .options(joinedload(Appointment.patient), joinedload(Appointment.practitioner),
                  joinedload(Appointment.location), joinedload(Appointment.specialty))
-        .execution_options(populate_existing=True)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Appointment)
     return session.execute(query).unique().scalar_one_or_none()
-
-
-def _claim(session: Session, due: Due, reason: str | None, contact_id: int | None, now: datetime
-           ) -> AppointmentReminder | None:
-    """The decision row, or None if another worker settled this reminder first (the unique key)."""
-    row = AppointmentReminder(appointment_id=due.appointment_id, offset_hours=due.offset_hours, start_at=due.start_at,
-                              due_at=due.due_at, status=ReminderStatus.skipped if reason else ReminderStatus.sent,
-                              reason=reason, contact_id=contact_id, decided_at=now)
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return None
-    return row
 
 
 def language_of(contact: Contact | None, appointment: Appointment) -> str:

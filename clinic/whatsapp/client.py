@@ -82,18 +82,27 @@ _RANK = {
 }
 
 
+def _queued_entry(row: OutboundMessage) -> audit.Entry:
+    return audit.Entry("message.outbound.queued", actor=row.source, subject=f"outbound:{row.id}",
+                       data={"outbound_id": row.id, "contact_id": row.contact_id, "kind": row.kind,
+                             "status": row.status})
+
+
 def _audit_queued(session: Session, row: OutboundMessage) -> None:
-    audit.record(session, "message.outbound.queued", actor=row.source, subject=f"outbound:{row.id}",
-                 data={"outbound_id": row.id, "contact_id": row.contact_id, "kind": row.kind, "status": row.status})
+    audit.record_many(session, [_queued_entry(row)])
+
+
+def _status_entries(row: OutboundMessage, old: OutboundStatus, actor: str) -> list[audit.Entry]:
+    """`message.outbound.status` when the row moved to sent, delivered, read or failed."""
+    if row.status is old or row.status not in _AUDITED:
+        return []
+    return [audit.Entry("message.outbound.status", actor=actor, subject=f"outbound:{row.id}",
+                        data={"outbound_id": row.id, "contact_id": row.contact_id, "wamid": row.wamid, "old": old,
+                              "new": row.status, "error_code": row.error_code})]
 
 
 def _audit_status(session: Session, row: OutboundMessage, old: OutboundStatus, actor: str) -> None:
-    """`message.outbound.status` when the row moved to sent, delivered, read or failed."""
-    if row.status is old or row.status not in _AUDITED:
-        return
-    audit.record(session, "message.outbound.status", actor=actor, subject=f"outbound:{row.id}",
-                 data={"outbound_id": row.id, "contact_id": row.contact_id, "wamid": row.wamid, "old": old,
-                       "new": row.status, "error_code": row.error_code})
+    audit.record_many(session, _status_entries(row, old, actor))
 
 
 def default_window_parameters(contact: Contact) -> list[str]:
@@ -278,9 +287,11 @@ class WhatsAppClient:
         return ids
 
     def enqueue_in(self, session: Session, contact_id: int, bodies: list[dict], *, source: str,
-                   opaque: str | None = None) -> list[int]:
+                   opaque: str | None = None, audit_to: list[audit.Entry] | None = None) -> list[int]:
         """`enqueue` inside the caller's transaction, so the outbox rows commit (or vanish) together
         with the caller's own change (e.g. a reminder marked sent). Call `kick()` after the commit.
+        `audit_to`: a list the audit entries are added to, for the caller to record at the end of its
+        transaction (`audit.record_many`), instead of recording them now.
         """
         if opaque is not None and len(opaque) > OPAQUE_MAX:
             raise ValueError(f"biz_opaque_callback_data is limited to {OPAQUE_MAX} characters")
@@ -291,7 +302,8 @@ class WhatsAppClient:
         ids: list[int] = []
         rows: list[OutboundMessage] = []
         contact = self._lock_contact(session, contact_id)
-        hold = not self._window_open(contact, now) or self._has_held(session, contact_id)
+        hold = any(body["type"] != "template" for body in bodies) and (
+            not self._window_open(contact, now) or self._has_held(session, contact_id))
         held_any = False
         for body in bodies:
             kind = str(body["type"])
@@ -313,8 +325,11 @@ class WhatsAppClient:
                 row.biz_opaque_callback_data = f"outbox:{row.id}"
             ids.append(row.id)
             rows.append(row)
-        for row in rows:
-            _audit_queued(session, row)
+        entries = [_queued_entry(row) for row in rows]
+        if audit_to is None:
+            audit.record_many(session, entries)
+        else:
+            audit_to += entries
         if held_any:
             self._ensure_window_template(session, contact, now)
         logger.info("outbox %s enqueued for contact %s (%s)", ids, contact_id, "held" if held_any else "queued")
@@ -821,8 +836,11 @@ class WhatsAppClient:
         """Record Meta's acceptance of these sends (wamid, sent) in one transaction."""
         now = self.clock()
         with self.db.transaction() as session:
+            entries: list[audit.Entry] = []
+            found = session.scalars(select(OutboundMessage).where(OutboundMessage.id.in_([j.id for j, _ in answers])))
+            rows = {row.id: row for row in found}
             for job, wamid in answers:
-                row = session.get(OutboundMessage, job.id)
+                row = rows.get(job.id)
                 if row is None:
                     continue
                 old = row.status
@@ -833,7 +851,8 @@ class WhatsAppClient:
                 row.error_title = None
                 if row.status in _ACTIVE:
                     row.status = OutboundStatus.sent
-                _audit_status(session, row, old, "whatsapp")
+                entries += _status_entries(row, old, "whatsapp")
+            audit.record_many(session, entries)
         for job, wamid in answers:
             logger.info("outbox %s accepted: wamid %s (attempt %d)", job.id, wamid, job.attempts)
 

@@ -58,7 +58,8 @@ def test_workers_racing_send_each_reminder_once(any_demo_db):
 
 
 # A worker that dies (SIGKILL: no cleanup, no rollback of its own) inside the transaction of its
-# third reminder, after claiming it and queueing its outbox row, before the commit.
+# second batch (two reminders a batch), after claiming its first reminder and queueing its outbox
+# row, before the commit.
 KILLED_WORKER = """
 import os, signal, sys
 from datetime import datetime
@@ -80,6 +81,7 @@ def enqueue_then_die(self, *args, **kwargs):
     return ids
 
 WhatsAppClient.enqueue_in = enqueue_then_die
+reminders.BATCH = 2
 db = Database(sys.argv[1])
 reminders.send_due(db, WhatsAppClient(db, OFFLINE), datetime.fromisoformat(sys.argv[2]), GENEROUS)
 """
@@ -91,7 +93,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(any_demo_db):
     killed = subprocess.run([sys.executable, "-c", KILLED_WORKER, any_demo_db.url, now.isoformat()], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert len(reminders(any_demo_db)) == len(outbox(any_demo_db)) == 2  # the third died with its transaction
+    assert len(reminders(any_demo_db)) == len(outbox(any_demo_db)) == 2  # the second batch died with its transaction
 
     restarted = Database(any_demo_db.url)
     try:
