@@ -252,8 +252,8 @@ def run_workers(env: dict, workers: int, folder: Path, py_spy: str | None, loop_
         procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
     spy = None
     if py_spy:
-        spy = subprocess.Popen([py_spy, "record", "--pid", str(procs[0].pid), "--format", "raw", "--rate", "50",
-                                "--output", str(folder / "worker1.py-spy.txt")],
+        spy = subprocess.Popen([py_spy, "record", "--pid", str(procs[0].pid), "--subprocesses", "--format", "raw",
+                                "--rate", "50", "--output", str(folder / "worker1.py-spy.txt")],
                                stdout=subprocess.DEVNULL, stderr=(folder / "py-spy.log").open("w"))
     results: dict[int, dict] = {}
     samples: dict[int, list[tuple[float, float]]] = {n: [] for n in range(workers)}

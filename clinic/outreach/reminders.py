@@ -76,7 +76,7 @@ REPLY_WINDOW = timedelta(hours=24)
 _OPAQUE = re.compile(r"^reminder:(\d+)$")
 # The template's last parameter when the specialty asks for no preparation (Meta refuses empty ones).
 CHUNK = 100  # reminders settled between two looks at what other workers settled
-BATCH = 20  # reminders settled in one write transaction (each in its own savepoint)
+BATCH = 10  # reminders settled in one write transaction (each in its own savepoint)
 BACKLOG_SECONDS = 5  # with the delivery loop running, queue at most this many seconds of sending ahead
 NO_PREPARATION = {"it": "Nessuna preparazione particolare.", "en": "No special preparation needed."}
 
@@ -204,7 +204,6 @@ def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, 
     due = due_now(db, now, rules)
     random.shuffle(due)
     for start in range(0, len(due), CHUNK):
-        client.wait_for_room(BACKLOG_SECONDS * client.config.max_messages_per_second)
         chunk = due[start:start + CHUNK]
         ids = sorted({d.appointment_id for d in chunk})
         with db.reading() as session:
@@ -213,6 +212,7 @@ def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, 
         todo = [(d, contacts.get(d.appointment_id)) for d in chunk if (d.appointment_id, d.offset_hours) not in settled]
         result.passed_by += len(chunk) - len(todo)
         for at in range(0, len(todo), BATCH):
+            client.wait_for_room(BACKLOG_SECONDS * client.config.max_messages_per_second)
             for outcome in settle_many(db, client, todo[at:at + BATCH], now):
                 if outcome is ReminderStatus.sent:
                     result.sent += 1

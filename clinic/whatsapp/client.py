@@ -67,6 +67,8 @@ WINDOW_SOURCE = "whatsapp:window"  # `source` of the window templates this clien
 OPAQUE_MAX = 512
 _OUTBOX_OPAQUE = re.compile(r"^outbox:(\d+)$")
 _MIN_WAIT = 0.02  # seconds: the shortest sleep of the delivery loop
+# seconds a job queueing for another process's delivery loop leaves SQLite's write lock to it
+_HANDOFF = 0.02
 
 _ACTIVE = (OutboundStatus.queued, OutboundStatus.sending)
 # Status changes the audit trail records; queued/held come with `message.outbound.queued`, and
@@ -272,6 +274,9 @@ class WhatsAppClient:
         # back while the previous one was committing
         self._acceptances = _GroupCommit(self._accepted_all)
         self._kick_lock = threading.Lock()
+        # True in a process whose delivery loop runs in another process (`clinic outreach run --once`):
+        # `wait_for_room` waits for that loop too
+        self.delivery_elsewhere = False
 
     # --- enqueue and the 24-hour window (sync: one short transaction each) ---------------------
 
@@ -562,16 +567,22 @@ class WhatsAppClient:
             return await self.deliver_due()
         self._finishing = True
         self._wake_now()
-        task, self._task = self._task, None
-        return await task
+        accepted = await self._task  # still `_task` meanwhile: a `close()` stops it
+        self._task = None
+        return accepted
 
     def wait_for_room(self, backlog: int, poll: float = 0.25) -> None:
         """Block the calling thread (a job queueing many messages, never the event loop) while this
-        client's delivery loop runs and more than `backlog` messages are queued and due: queueing far
-        ahead of the sending gains nothing, and the job's transactions and CPU would slow the sending.
+        client's delivery loop runs (or `delivery_elsewhere`) and more than `backlog` messages are
+        queued and due: queueing far ahead of the sending gains nothing, and the job's transactions
+        and CPU would slow the sending. With the delivery in another process on SQLite, it also pauses
+        `_HANDOFF` s each time: a job committing back to back would keep that process's writes out.
         """
-        while self._task is not None and not self._closing and self._queued_due() > backlog:
+        while (self._task is not None or self.delivery_elsewhere) and not self._closing \
+                and self._queued_due() > backlog:
             time.sleep(poll)
+        if self.delivery_elsewhere and not self._postgres:
+            time.sleep(_HANDOFF)
 
     def _queued_due(self) -> int:
         with self.db.reading() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -61,3 +62,42 @@ def test_the_loop_stops_cleanly_on_sigterm(db, visit, tmp_path):
     text = log.read_text()
     assert "outreach worker stopped" in text and "Traceback" not in text
     assert len(reminders(db)) == 1  # later passes found it settled
+
+
+def started(worker: subprocess.Popen, line: str) -> str:
+    """The worker's output up to and including the first line containing `line`."""
+    seen = ""
+    while line not in seen:
+        out = worker.stdout.readline()
+        assert out, seen
+        seen += out
+    return seen
+
+
+def test_once_passes_sigterm_to_its_delivery_process_and_both_stop_cleanly(db, visit):
+    worker = subprocess.Popen([str(CLINIC), "outreach", "run", "--once"], env=worker_env(db), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        text = started(worker, "outreach delivery process started")
+        worker.send_signal(signal.SIGTERM)
+        text += worker.communicate(timeout=60)[0]
+        assert worker.returncode == 0, text
+    finally:
+        worker.kill()
+    assert "outreach delivery process stopped" in text and "outreach worker stopped" in text
+    assert "Traceback" not in text
+
+
+def test_the_delivery_process_stops_when_the_pass_is_over_or_on_sigterm(db, visit):
+    for end in ("pass over", "sigterm"):
+        delivery = subprocess.Popen([sys.executable, "-m", "clinic.outreach", "--deliver"], env=worker_env(db),
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            text = started(delivery, "outreach delivery process started")
+            if end == "sigterm":
+                delivery.send_signal(signal.SIGTERM)
+            text += delivery.communicate(timeout=60)[0]  # closes stdin: the pass is over
+            assert delivery.returncode == 0, text
+        finally:
+            delivery.kill()
+        assert "outreach delivery process stopped" in text and "Traceback" not in text
