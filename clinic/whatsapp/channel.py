@@ -67,7 +67,6 @@ from clinic.whatsapp.receive import (
     PENDING_ROUTE,
     flood_notices,
     handshake,
-    latest_writes,
     read_pending,
     receive,
 )
@@ -122,12 +121,16 @@ class WhatsAppOutput(OutputChannel):
         return "whatsapp"
 
     def __init__(self, client: Any, db: Database, contact_id: int | None = None, *,
-                 counts: metrics.ChannelMetrics | None = None, received_at: Any = None) -> None:
+                 counts: metrics.ChannelMetrics | None = None, received_at: Any = None,
+                 receipt: asyncio.Task | None = None) -> None:
         self.client = client
         self.db = db
         self.contact_id = contact_id
         self.counts = counts
         self.received_at = received_at  # the patient's message this turn answers, as stored by the webhook
+        # the read receipt (with the typing indicator) of that message, sent while Rasa works: the first
+        # reply waits for it, so "typing…" never shows after the answer
+        self.receipt = receipt
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         """One Rasa message (text, buttons, image, custom…) becomes its Graph bodies in one go."""
@@ -148,9 +151,12 @@ class WhatsAppOutput(OutputChannel):
             return
         if not bodies:
             return
+        if self.receipt is not None:
+            await self.receipt
+            self.receipt = None
         for attempt in range(1, ENQUEUE_ATTEMPTS + 1):
             try:
-                ids = await _call(self.client.enqueue, contact_id, bodies, source="bot")
+                ids = await self.client.reply(contact_id, bodies, source="bot")
                 break
             except Exception as error:  # noqa: BLE001 - e.g. the database restarting
                 if attempt == ENQUEUE_ATTEMPTS:
@@ -160,7 +166,6 @@ class WhatsAppOutput(OutputChannel):
                         self.counts.bot_messages.labels("lost").inc()
                     return
                 await asyncio.sleep(0.2 * attempt)
-        self.client.kick()
         if self.counts is not None:
             self.counts.bot_messages.labels("queued").inc()
             if self.received_at is not None:  # the turn's first reply: the latency the patient felt
@@ -384,7 +389,7 @@ class Inbox:
             self._spawn(self._follow_up(stored, statuses))
 
     async def _follow_up(self, stored: list[store.Stored], statuses: list[StatusUpdate]) -> None:
-        await self._contacts_wrote(latest_writes(stored))
+        await self._contacts_wrote(store.latest_writes(stored))
         for contact_id, bodies in flood_notices(stored).items():
             try:
                 await _call(self.channel.client.enqueue, contact_id, bodies, source=FLOOD_SOURCE)
@@ -450,10 +455,10 @@ class Inbox:
         try:
             if message.media_id and not message.media_path:
                 message = await self._download(message)
-            await self._mark_read(message.wamid)
+            receipt = asyncio.get_running_loop().create_task(self._mark_read(message.wamid))
             await self._bot_ready()
             await self._triage_during_handoff(message)
-            await self.on_new_message(self._user_message(message))
+            await self.on_new_message(self._user_message(message, receipt))
             outcome = await self._nlu_outcome(message)
             await asyncio.to_thread(store.mark_handled, db, message.id, outcome)
             self.channel.counts.messages.labels("handled").inc()
@@ -521,7 +526,7 @@ class Inbox:
                                 language=ticket.language, summary=ticket.summary)
         logger.warning("message %s: red flag during handoff, ticket %s now urgent", message.wamid, ticket.id)
 
-    def _user_message(self, message: store.Pending) -> UserMessage:
+    def _user_message(self, message: store.Pending, receipt: asyncio.Task | None = None) -> UserMessage:
         metadata: dict[str, Any] = {"wamid": message.wamid, "contact_id": message.contact_id, "type": message.type}
         if message.context_wamid:
             metadata["context"] = {
@@ -533,7 +538,8 @@ class Inbox:
         return UserMessage(
             text=message.rasa_text,
             output_channel=WhatsAppOutput(self.channel.client, self.channel.db, message.contact_id,
-                                          counts=self.channel.counts, received_at=message.received_at),
+                                          counts=self.channel.counts, received_at=message.received_at,
+                                          receipt=receipt),
             sender_id=message.sender_id,
             input_channel=WhatsAppInput.name(),
             message_id=message.wamid,

@@ -68,7 +68,7 @@ OPAQUE_MAX = 512
 _OUTBOX_OPAQUE = re.compile(r"^outbox:(\d+)$")
 _MIN_WAIT = 0.02  # seconds: the shortest sleep of the delivery loop
 # seconds a job queueing for another process's delivery loop leaves SQLite's write lock to it
-_HANDOFF = 0.02
+_HANDOFF = 0.03
 
 _ACTIVE = (OutboundStatus.queued, OutboundStatus.sending)
 # Status changes the audit trail records; queued/held come with `message.outbound.queued`, and
@@ -291,6 +291,40 @@ class WhatsAppClient:
         self.kick()
         return ids
 
+    async def reply(self, contact_id: int, bodies: list[dict], *, source: str) -> list[int]:
+        """`enqueue` the bot's answer to a patient who is waiting for it, and send its first message
+        from here when it may go now (claimed in the same transaction that queued it).
+
+        The delivery loop shares its event loop with Rasa, whose predictions delayed the loop's
+        wake-up and claim by 20-60 ms per reply (bench/RESULTS.md). Nothing changes in the rules:
+        a held, paced or blocked (an earlier message still on its way) first message, and every
+        message after it, go through the loop as usual. Raises only when nothing was queued, so a
+        caller may retry; a failed send is the loop's to retry, as any claimed row.
+        """
+        ids, job = await asyncio.to_thread(self._enqueue_claiming_first, contact_id, bodies, source)
+        if job is not None:
+            try:
+                await self._deliver(job)
+            except Exception as error:  # noqa: BLE001 - the row keeps its lease; the loop sends it after
+                logger.error("outbox %s: %s while sending the reply", job.id, type(error).__name__)
+        self.kick()  # the messages after the first (the loop's claims skip them while it is in flight)
+        return ids
+
+    def _enqueue_claiming_first(self, contact_id: int, bodies: list[dict],
+                                source: str) -> tuple[list[int], _Job | None]:
+        now = self.clock()
+        with self.db.transaction() as session:
+            ids = self.enqueue_in(session, contact_id, bodies, source=source)
+            row = session.get(OutboundMessage, ids[0])
+            if row.status is not OutboundStatus.queued or session.execute(
+                select(OutboundMessage.id).where(OutboundMessage.id == row.id, _blocked())
+            ).first() is not None:
+                return ids, None
+            contact = session.get(Contact, contact_id)
+            if pair_delay(self._recent_sends(session, contact_id, now), now, self.pair_burst, self.pair_interval) > 0:
+                return ids, None
+            return ids, self._start_sending(row, contact, now)
+
     def enqueue_in(self, session: Session, contact_id: int, bodies: list[dict], *, source: str,
                    opaque: str | None = None, audit_to: list[audit.Entry] | None = None) -> list[int]:
         """`enqueue` inside the caller's transaction, so the outbox rows commit (or vanish) together
@@ -342,37 +376,42 @@ class WhatsAppClient:
 
     def contact_wrote(self, contact_id: int, at: datetime) -> None:
         """The contact wrote at `at`: the window is open again, held messages go out in order."""
-        now = self.clock()
         with self.db.transaction() as session:
-            contact = self._lock_contact(session, contact_id)
-            if contact.last_inbound_at is None or at > contact.last_inbound_at:
-                contact.last_inbound_at = at
-            if not self._window_open(contact, now):
-                return
-            released = session.execute(
-                update(OutboundMessage)
-                .where(OutboundMessage.contact_id == contact_id, OutboundMessage.status == OutboundStatus.held)
-                .values(status=OutboundStatus.queued, next_attempt_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            # A window template still waiting to go out would now only confuse: the patient is here.
-            waiting = select(OutboundMessage).where(
-                OutboundMessage.contact_id == contact_id,
-                OutboundMessage.source == WINDOW_SOURCE,
-                OutboundMessage.status == OutboundStatus.queued,
-            )
-            if self._postgres:
-                waiting = waiting.with_for_update()
-            templates = session.execute(waiting).scalars().all()
-            for row in templates:
-                row.status, row.failed_at, row.error_title = (
-                    OutboundStatus.failed, now, "window reopened before it was sent")
-                _audit_status(session, row, OutboundStatus.queued, "system")
-            dropped = len(templates)
-        if released or dropped:
-            logger.info("contact %s wrote: %d held released, %d window templates dropped", contact_id, released,
-                        dropped)
+            self.contact_wrote_in(session, contact_id, at)
         self.kick()
+
+    def contact_wrote_in(self, session: Session, contact_id: int, at: datetime) -> None:
+        """`contact_wrote` inside the caller's transaction (the webhook's store: the window is open
+        before the bot is told there is something to answer). Call `kick()` after the commit.
+        """
+        now = self.clock()
+        contact = self._lock_contact(session, contact_id)
+        if contact.last_inbound_at is None or at > contact.last_inbound_at:
+            contact.last_inbound_at = at
+        if not self._window_open(contact, now):
+            return
+        released = session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.contact_id == contact_id, OutboundMessage.status == OutboundStatus.held)
+            .values(status=OutboundStatus.queued, next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        # A window template still waiting to go out would now only confuse: the patient is here.
+        waiting = select(OutboundMessage).where(
+            OutboundMessage.contact_id == contact_id,
+            OutboundMessage.source == WINDOW_SOURCE,
+            OutboundMessage.status == OutboundStatus.queued,
+        )
+        if self._postgres:
+            waiting = waiting.with_for_update()
+        templates = session.execute(waiting).scalars().all()
+        for row in templates:
+            row.status, row.failed_at, row.error_title = (
+                OutboundStatus.failed, now, "window reopened before it was sent")
+            _audit_status(session, row, OutboundStatus.queued, "system")
+        if released or templates:
+            logger.info("contact %s wrote: %d held released, %d window templates dropped", contact_id, released,
+                        len(templates))
 
     def _lock_contact(self, session: Session, contact_id: int) -> Contact:
         query = select(Contact).where(Contact.id == contact_id)
@@ -576,7 +615,8 @@ class WhatsAppClient:
         client's delivery loop runs (or `delivery_elsewhere`) and more than `backlog` messages are
         queued and due: queueing far ahead of the sending gains nothing, and the job's transactions
         and CPU would slow the sending. With the delivery in another process on SQLite, it also pauses
-        `_HANDOFF` s each time: a job committing back to back would keep that process's writes out.
+        `_HANDOFF` s each time: a job committing back to back would keep that process's writes out (a
+        waiting process is not always scheduled in time to take the lock between two transactions).
         """
         while (self._task is not None or self.delivery_elsewhere) and not self._closing \
                 and self._queued_due() > backlog:
@@ -737,21 +777,7 @@ class WhatsAppClient:
                     row.next_attempt_at = now + timedelta(seconds=wait)
                     logger.debug("outbox %s paced %.1f s for contact %s", row.id, wait, row.contact_id)
                     continue
-                row.status = OutboundStatus.sending
-                row.attempts += 1
-                row.next_attempt_at = now + timedelta(seconds=self.sending_lease)
-                jobs.append(
-                    _Job(
-                        id=row.id,
-                        contact_id=row.contact_id,
-                        kind=row.kind,
-                        body=dict(row.body),
-                        to=contact.wa_id,
-                        recipient=None if contact.wa_id else contact.user_id,
-                        opaque=row.biz_opaque_callback_data or f"outbox:{row.id}",
-                        attempts=row.attempts,
-                    )
-                )
+                jobs.append(self._start_sending(row, contact, now))
             for row in expired:
                 _audit_status(session, row, OutboundStatus.sending, "system")
         for contact_id in need_template:
@@ -759,6 +785,22 @@ class WhatsAppClient:
                 contact = self._lock_contact(session, contact_id)
                 self._ensure_window_template(session, contact, now)
         return jobs, len(due)
+
+    def _start_sending(self, row: OutboundMessage, contact: Contact, now: datetime) -> _Job:
+        """Claim `row`: `sending` under a lease (past it, anyone may send it again)."""
+        row.status = OutboundStatus.sending
+        row.attempts += 1
+        row.next_attempt_at = now + timedelta(seconds=self.sending_lease)
+        return _Job(
+            id=row.id,
+            contact_id=row.contact_id,
+            kind=row.kind,
+            body=dict(row.body),
+            to=contact.wa_id,
+            recipient=None if contact.wa_id else contact.user_id,
+            opaque=row.biz_opaque_callback_data or f"outbox:{row.id}",
+            attempts=row.attempts,
+        )
 
     @staticmethod
     def _has_held_before(session: Session, row: OutboundMessage) -> bool:

@@ -7,13 +7,13 @@ on the same paths as the channel (`/webhooks/whatsapp/webhook`, `GET /webhooks/w
 1. the same checks as the channel (`clinic.whatsapp.receive`: 413, 403, 400);
 2. the messages stored (once per wamid) and the status callbacks applied to the outbox; only then
    200. A database failure is answered 500, so Meta delivers again; nothing here touches Rasa.
-3. after the acknowledgement: the contacts' 24-hour window updated (held replies are released),
-   then a nudge to the Rasa channel (`POST /webhooks/whatsapp/pending`, signed with the app secret)
-   naming the contacts with new messages: their workers take what is pending in stored order. The
-   window comes first, so the bot's replies are not held. Nudges are coalesced (one in flight; ids
-   that arrive meanwhile go in the next). A lost nudge (Rasa restarting) or a window update lost
-   with this process loses nothing: the channel sweeps for pending rows at start-up and every few
-   seconds, and updates their contacts' window before waking them.
+   The contacts' 24-hour window is opened in the same transaction (held replies are released), so
+   the bot's replies are never held for a window that is already open.
+3. after the acknowledgement: a nudge to the Rasa channel (`POST /webhooks/whatsapp/pending`, signed
+   with the app secret) naming the contacts with new messages: their workers take what is pending
+   in stored order. Nudges are coalesced (one in flight; ids that arrive meanwhile go in the next).
+   A lost nudge (Rasa restarting) loses nothing: the channel sweeps for pending rows at start-up and
+   every few seconds.
 
 Settings: `WHATSAPP_INGEST_HOST`, `WHATSAPP_INGEST_PORT` (default 5006), the `WHATSAPP_*` secrets,
 `RASA_URL` (where the channel is) and `DATABASE_URL`. Logs carry ids only.
@@ -139,8 +139,10 @@ class Writer:
     transaction (one commit for all).
     """
 
-    def __init__(self, db: Callable[[], Database]) -> None:
+    def __init__(self, db: Callable[[], Database],
+                 wrote: Callable[[], Callable[..., object] | None] | None = None) -> None:
         self._db = db
+        self._wrote = wrote or (lambda: None)  # → the client's `contact_wrote_in`, run in each store's transaction
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
         self._waiting: list[tuple[WebhookBatch, asyncio.Future]] = []
         self._draining = False
@@ -167,14 +169,14 @@ class Writer:
                 group, self._waiting = self._waiting, []
                 try:
                     stored = await self.run(store.save, self._db(), WebhookBatch(
-                        messages=[m for batch, _ in group for m in batch.messages]))
+                        messages=[m for batch, _ in group for m in batch.messages]), None, self._wrote())
                 except Exception as error:  # noqa: BLE001 - alone, each batch succeeds or fails on its own
                     if len(group) == 1:
                         _settle(group[0][1], error=error)
                         continue
                     for batch, future in group:
                         try:
-                            _settle(future, await self.run(store.save, self._db(), batch))
+                            _settle(future, await self.run(store.save, self._db(), batch, None, self._wrote()))
                         except Exception as single:  # noqa: BLE001
                             _settle(future, error=single)
                     continue
@@ -216,7 +218,7 @@ class Ingest:
         self.max_body_bytes = max_body_bytes
         self.nudger = Nudger(pending_url, config.app_secret, nudge_timeout)
         self._after_ack: set[asyncio.Task] = set()
-        self.writer = Writer(lambda: self.db)
+        self.writer = Writer(lambda: self.db, lambda: self.client.contact_wrote_in)
 
     @property
     def db(self) -> Database:
@@ -240,7 +242,7 @@ class Ingest:
 
         @routes.listener("before_server_stop")
         async def stop(_app: Any, _loop: Any = None) -> None:
-            await asyncio.gather(*self._after_ack, return_exceptions=True)  # the windows of what was acknowledged
+            await asyncio.gather(*self._after_ack, return_exceptions=True)  # the nudges of what was acknowledged
             await self.nudger.stop()
             await asyncio.to_thread(self.writer.close)
 
@@ -265,7 +267,7 @@ class Ingest:
         if received.batch.statuses:
             await self.writer.run(self._apply_statuses, received)
         if received.stored:
-            task = asyncio.get_running_loop().create_task(self._window_then_nudge(received))
+            task = asyncio.get_running_loop().create_task(self._notices_then_nudge(received))
             self._after_ack.add(task)
             task.add_done_callback(self._after_ack.discard)
         return response.text(ACKNOWLEDGEMENT)
@@ -280,15 +282,8 @@ class Ingest:
             except Exception as error:  # noqa: BLE001
                 logger.error("status %s of %s not applied (%s)", status.status, status.wamid, type(error).__name__)
 
-    async def _window_then_nudge(self, received: Received) -> None:
-        """After the acknowledgement: the window (before the bot can queue a reply, so replies are
-        not held), then the nudge. A failed window update is logged; the channel's sweep redoes it.
-        """
-        for contact_id, at in received.latest_writes.items():
-            try:
-                await self.writer.run(self.client.contact_wrote, contact_id, at)
-            except Exception as error:  # noqa: BLE001
-                logger.error("contact %s: window not updated (%s)", contact_id, type(error).__name__)
+    async def _notices_then_nudge(self, received: Received) -> None:
+        """After the acknowledgement: the flood notices queued, then the nudge."""
         for contact_id, bodies in flood_notices(received.stored).items():  # sent by the channel's client
             try:
                 await self.writer.run(functools.partial(self.client.enqueue, source=FLOOD_SOURCE), contact_id, bodies)
@@ -297,7 +292,7 @@ class Ingest:
         self.nudger.nudge(received.contacts_for_bot)
 
     async def idle(self, timeout: float = 10.0) -> None:
-        """Until every acknowledged webhook's window update and nudge are done (for tests)."""
+        """Until every acknowledged webhook's notices and nudge are done (for tests)."""
         await asyncio.wait_for(asyncio.gather(*self._after_ack, return_exceptions=True), timeout)
         await self.nudger.idle(timeout)
 

@@ -52,7 +52,7 @@ class Received:
     @property
     def latest_writes(self) -> dict[int, datetime]:
         """When each contact last wrote in this batch (for their 24-hour window)."""
-        return latest_writes(self.stored)
+        return store.latest_writes(self.stored)
 
     @property
     def contacts_for_bot(self) -> list[int]:
@@ -66,14 +66,6 @@ def flood_notices(stored: Iterable[store.Stored]) -> dict[int, list[dict]]:
     """
     return {s.contact_id: [{"type": "text", "text": {"body": wording.say("utter_flood_limit", s.notice)}}]
             for s in stored if s.notice}
-
-
-def latest_writes(stored: Iterable[store.Stored]) -> dict[int, datetime]:
-    latest: dict[int, datetime] = {}
-    for message in stored:
-        if message.contact_id not in latest or latest[message.contact_id] < message.sent_at:
-            latest[message.contact_id] = message.sent_at
-    return latest
 
 
 def handshake(request: Request, verify_token: str) -> HTTPResponse:

@@ -74,9 +74,12 @@ def save(
     db: Database,
     batch: WebhookBatch,
     apply_status: Callable[[StatusUpdate], object] | None = None,
+    wrote: Callable[[Session, int, datetime], object] | None = None,
 ) -> list[Stored]:
     """Store a batch; returns the messages new to the database. Statuses go to `apply_status`
-    (the sending client's) after the messages are committed.
+    (the sending client's) after the messages are committed. `wrote(session, contact_id, at)` (the
+    client's `contact_wrote_in`) runs in the same transaction for each contact's latest new message:
+    the 24-hour window is open by the time anyone can answer.
     """
     stored: list[Stored] = []
     if batch.messages:
@@ -85,6 +88,9 @@ def save(
                 with db.transaction() as session:
                     stored = [s for s in (_save_message(session, m) for m in batch.messages) if s]
                     _audit(session, batch, stored)
+                    if wrote is not None:
+                        for contact_id, at in latest_writes(stored).items():
+                            wrote(session, contact_id, at)
                 break
             except (IntegrityError, OperationalError) as error:  # two first messages of one new contact
                 if attempt == SAVE_ATTEMPTS:
@@ -95,6 +101,15 @@ def save(
         for status in batch.statuses:
             apply_status(status)
     return stored
+
+
+def latest_writes(stored: Iterable[Stored]) -> dict[int, datetime]:
+    """When each contact last wrote among `stored` (for their 24-hour window)."""
+    latest: dict[int, datetime] = {}
+    for message in stored:
+        if message.contact_id not in latest or latest[message.contact_id] < message.sent_at:
+            latest[message.contact_id] = message.sent_at
+    return latest
 
 
 def _audit(session: Session, batch: WebhookBatch, stored: list[Stored]) -> None:

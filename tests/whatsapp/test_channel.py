@@ -333,6 +333,21 @@ async def test_the_acknowledgement_does_not_wait_for_a_slow_bot(serve):
     assert len(server.inbound()) == 9  # all stored before their 200
 
 
+async def test_the_bots_replies_go_out_while_its_turn_is_still_running(serve, graph):
+    sent_during_the_turn = []
+
+    async def turn(message):  # Rasa goes on predicting after each message, holding the event loop
+        await message.output_channel.send_response(message.sender_id, {"text": "Buongiorno!"})
+        await message.output_channel.send_response(message.sender_id, {"text": "Come posso aiutarla?"})
+        sent_during_the_turn.extend(m["text"]["body"] for m in graph.sent)
+
+    server = await serve(Bot(behaviour=turn))
+    await server.post(payload("text"))
+    await server.settled()
+    assert sent_during_the_turn == ["Buongiorno!", "Come posso aiutarla?"]
+    assert [m["text"]["body"] for m in graph.sent] == ["Buongiorno!", "Come posso aiutarla?"]
+
+
 async def test_a_redelivered_message_is_handled_once(serve, graph):
     bot = Bot(reply=True)
     server = await serve(bot)

@@ -396,6 +396,20 @@ async def test_the_background_loop_sends_as_soon_as_it_is_kicked(db, sandbox):
     assert len(sandbox.received(PHONE)) == 1
 
 
+async def test_a_reply_is_sent_by_its_caller_but_never_ahead_of_an_earlier_message(db, sandbox, client):
+    contact = add_contact(db)
+    text = to_graph_messages
+    [first] = await client.reply(contact, text({"text": "Buongiorno Maria"}), source="bot")  # no delivery loop runs
+    assert [b["text"]["body"] for b in bodies_received(sandbox)] == ["Buongiorno Maria"]
+    assert rows(db)[first].status is OutboundStatus.sent
+    [reminder] = client.enqueue(contact, text({"text": "Promemoria: visita domani"}), source="outreach:reminder")
+    [answer] = await client.reply(contact, text({"text": "Ecco i suoi appuntamenti"}), source="bot")
+    assert len(bodies_received(sandbox)) == 1  # queued behind the reminder, which the loop sends first
+    await drain(client, settled(db, reminder, answer))
+    assert [b["text"]["body"] for b in bodies_received(sandbox)] == [
+        "Buongiorno Maria", "Promemoria: visita domani", "Ecco i suoi appuntamenti"]
+
+
 async def test_finish_sends_what_was_queued_then_stops_the_loop(db, sandbox):
     """A one-shot job starts the loop, queues while it sends, and `finish()` leaves nothing due behind."""
     phones = [f"3933300001{i:02d}" for i in range(30)]
