@@ -1,9 +1,11 @@
 """Benchmark the WhatsApp path against bare Rasa on the same model, in the same run.
 
     RASA_TELEMETRY_ENABLED=false .venv/bin/python bench/webhook.py [--levels 1,10,50,200]
-        [--human-messages 4] [--fast-messages 4] [--webhook ingest|rasa] [--out /tmp/webhook-bench.json]
+        [--human-messages 4] [--fast-messages 4] [--webhook ingest|rasa] [--db sqlite|postgres]
+        [--out /tmp/webhook-bench.json]
 
-Starts a throw-away stack: a seeded SQLite clinic, the action server, the Rasa server (cached model,
+Starts a throw-away stack: a seeded clinic (a SQLite file, or a fresh database on the local
+PostgreSQL, dropped at the end), the action server, the Rasa server (cached model,
 `whatsapp` + `rest` channels), the webhook ingest (`python -m clinic.whatsapp.ingest`, as in
 `make run`) and the WhatsApp sandbox as the Graph API. The script plays Meta: it signs each patient
 message and POSTs it to the webhook — the ingest by default, or the Rasa channel's own with
@@ -36,6 +38,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from outreach import database_url, drop_database  # noqa: E402  (bench/outreach.py: a scratch PostgreSQL database)
+
 from clinic import migrate, model_cache  # noqa: E402
 from clinic.db import Database  # noqa: E402
 from clinic.demo import seed  # noqa: E402
@@ -43,6 +47,7 @@ from clinic.sandbox.webhooks import meta_json, signature  # noqa: E402
 
 MESSAGES = ["ciao", "che orari fate?", "dove siete?", "cosa sai fare?", "grazie mille"]
 HUMAN_INTERVAL = 10.0
+REPLY_WAIT_SECONDS = 300.0  # a fast patient writes on after this long without an answer (counted unanswered)
 SECRET, TOKEN, PHONE_ID = "bench-secret", "bench-token", "100000000000001"
 
 
@@ -139,7 +144,10 @@ class Run:
             else:
                 started = await self.whatsapp_message(http, who, n)
                 if not self.human:  # wait for the answer before writing again (polling scaled to the crowd)
+                    give_up = time.monotonic() + REPLY_WAIT_SECONDS  # an unanswered message must not stall the run
                     while not [t for t in await self.replies_of(http, who) if t >= started]:
+                        if time.monotonic() > give_up:
+                            break
                         await asyncio.sleep(0.25 * max(1, len(self.patients) / 10))
             if self.human:
                 await asyncio.sleep(HUMAN_INTERVAL * random.uniform(0.8, 1.2))
@@ -180,9 +188,9 @@ def ms(seconds: list[float]) -> dict:
     return {f"p{p}": None if not seconds else round(percentile(seconds, p) * 1000) for p in (50, 95, 99)}
 
 
-def boot(folder: Path, webhook: str = "ingest") -> tuple[dict, list[subprocess.Popen]]:
+def boot(folder: Path, webhook: str = "ingest", url: str | None = None) -> tuple[dict, list[subprocess.Popen]]:
     model = model_cache.ensure_model()
-    database_url = f"sqlite:///{folder / 'clinic.db'}"
+    database_url = url or f"sqlite:///{folder / 'clinic.db'}"
     migrate.upgrade(database_url)
     seed(Database(database_url))
     rasa_port, actions_port, sandbox_port, ingest_port = free_port(), free_port(), free_port(), free_port()
@@ -256,12 +264,14 @@ def main() -> None:
     parser.add_argument("--fast-messages", type=int, default=4)
     parser.add_argument("--webhook", choices=("ingest", "rasa"), default="ingest",
                         help="where Meta's webhooks go: the ingest process (make run) or Rasa's channel")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "webhook-bench.json")
     args = parser.parse_args()
     random.seed(1)
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="webhook-bench-") as scratch:
-        stack, processes = boot(Path(scratch), args.webhook)
+        url, postgres_name = database_url(args.db, Path(scratch))
+        stack, processes = boot(Path(scratch), args.webhook, url)
         try:
             runs = [(level, human, channel) for level in [int(n) for n in args.levels.split(",")]
                     for human in (True, False) for channel in ("rest", "whatsapp")]
@@ -284,8 +294,10 @@ def main() -> None:
                 process.terminate()
             for process in processes:
                 process.wait(timeout=30)
+            if postgres_name:
+                drop_database(postgres_name)
     args.out.write_text(json.dumps(results, indent=2))
-    print(f"WhatsApp webhooks to: {args.webhook}")
+    print(f"WhatsApp webhooks to: {args.webhook}; database: {args.db}")
     print(table(results))
 
 

@@ -501,35 +501,39 @@ class WhatsAppClient:
 
     def apply_status(self, status: StatusUpdate) -> None:
         """Record a status callback: forward moves only; `failed` keeps Meta's code; 131047 → window fallback."""
-        now = self.clock()
         with self.db.transaction() as session:
-            row = self._row_for_status(session, status)
-            if row is None:
-                logger.info("status %s for unknown wamid %s ignored", status.status, status.wamid)
-                return
-            old = row.status
-            when = status.timestamp
-            if status.status == "failed":
-                self._apply_failed(session, row, status, now)
-                _audit_status(session, row, old, "whatsapp")
-                return
-            new = {"sent": OutboundStatus.sent, "delivered": OutboundStatus.delivered, "read": OutboundStatus.read}.get(
-                status.status
-            )
-            if new is None:
-                logger.info("outbox %s: status %r ignored", row.id, status.status)
-                return
-            if row.sent_at is None:
-                row.sent_at = when
-            if new in (OutboundStatus.delivered, OutboundStatus.read) and (
-                row.delivered_at is None or when < row.delivered_at
-            ):
-                row.delivered_at = when  # read implies delivered, when `delivered` was skipped or is late
-            if new is OutboundStatus.read and (row.read_at is None or when < row.read_at):
-                row.read_at = when
-            if row.status is not OutboundStatus.failed and _RANK[new] > _RANK.get(row.status, 0):
-                row.status = new
+            self.apply_status_in(session, status)
+
+    def apply_status_in(self, session: Session, status: StatusUpdate) -> None:
+        """`apply_status` inside the caller's transaction (the ingest's store of the whole webhook)."""
+        now = self.clock()
+        row = self._row_for_status(session, status)
+        if row is None:
+            logger.info("status %s for unknown wamid %s ignored", status.status, status.wamid)
+            return
+        old = row.status
+        when = status.timestamp
+        if status.status == "failed":
+            self._apply_failed(session, row, status, now)
             _audit_status(session, row, old, "whatsapp")
+            return
+        new = {"sent": OutboundStatus.sent, "delivered": OutboundStatus.delivered, "read": OutboundStatus.read}.get(
+            status.status
+        )
+        if new is None:
+            logger.info("outbox %s: status %r ignored", row.id, status.status)
+            return
+        if row.sent_at is None:
+            row.sent_at = when
+        if new in (OutboundStatus.delivered, OutboundStatus.read) and (
+            row.delivered_at is None or when < row.delivered_at
+        ):
+            row.delivered_at = when  # read implies delivered, when `delivered` was skipped or is late
+        if new is OutboundStatus.read and (row.read_at is None or when < row.read_at):
+            row.read_at = when
+        if row.status is not OutboundStatus.failed and _RANK[new] > _RANK.get(row.status, 0):
+            row.status = new
+        _audit_status(session, row, old, "whatsapp")
 
     def _row_for_status(self, session: Session, status: StatusUpdate) -> OutboundMessage | None:
         row = session.execute(

@@ -5,10 +5,11 @@ under load, and Meta retries what is slow to answer). This small process takes t
 on the same paths as the channel (`/webhooks/whatsapp/webhook`, `GET /webhooks/whatsapp/` health):
 
 1. the same checks as the channel (`clinic.whatsapp.receive`: 413, 403, 400);
-2. the messages stored (once per wamid) and the status callbacks applied to the outbox; only then
-   200. A database failure is answered 500, so Meta delivers again; nothing here touches Rasa.
-   The contacts' 24-hour window is opened in the same transaction (held replies are released), so
-   the bot's replies are never held for a window that is already open.
+2. the messages stored (once per wamid), the contacts' 24-hour window opened (held replies are
+   released, and the bot's replies are never held for a window already open) and the status
+   callbacks applied to the outbox, in one transaction with the webhooks that arrived meanwhile;
+   only then 200. A database failure is answered 500, so Meta delivers again; nothing here
+   touches Rasa.
 3. after the acknowledgement: a nudge to the Rasa channel (`POST /webhooks/whatsapp/pending`, signed
    with the app secret) naming the contacts with new messages: their workers take what is pending
    in stored order. Nudges are coalesced (one in flight; ids that arrive meanwhile go in the next).
@@ -135,14 +136,13 @@ class Nudger:
 class Writer:
     """The ingest's database writes, one at a time in one thread: SQLite takes one writer at a time,
     and several threads would only queue in its busy handler (sleeping up to 100 ms a try, unfairly).
-    The messages of webhooks that arrive while a store is running are stored together, in the next
-    transaction (one commit for all).
+    The webhooks (messages and status callbacks) that arrive while a store is running are stored
+    together, in the next transaction (one commit for all).
     """
 
-    def __init__(self, db: Callable[[], Database],
-                 wrote: Callable[[], Callable[..., object] | None] | None = None) -> None:
+    def __init__(self, db: Callable[[], Database], client: Callable[[], Any] | None = None) -> None:
         self._db = db
-        self._wrote = wrote or (lambda: None)  # → the client's `contact_wrote_in`, run in each store's transaction
+        self._client = client  # the sending client: its window and status steps run in each store's transaction
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
         self._waiting: list[tuple[WebhookBatch, asyncio.Future]] = []
         self._draining = False
@@ -152,8 +152,8 @@ class Writer:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(function, *args))
 
     async def save(self, batch: WebhookBatch) -> list[store.Stored]:
-        """`store.save` for one webhook's messages (grouped with others arriving meanwhile)."""
-        if not batch.messages:
+        """`store.save` for one webhook (grouped with others arriving meanwhile)."""
+        if not batch.messages and not batch.statuses:
             return []
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -168,15 +168,16 @@ class Writer:
             while self._waiting:
                 group, self._waiting = self._waiting, []
                 try:
-                    stored = await self.run(store.save, self._db(), WebhookBatch(
-                        messages=[m for batch, _ in group for m in batch.messages]), None, self._wrote())
+                    stored = await self.run(self._save, WebhookBatch(
+                        messages=[m for batch, _ in group for m in batch.messages],
+                        statuses=[s for batch, _ in group for s in batch.statuses]))
                 except Exception as error:  # noqa: BLE001 - alone, each batch succeeds or fails on its own
                     if len(group) == 1:
                         _settle(group[0][1], error=error)
                         continue
                     for batch, future in group:
                         try:
-                            _settle(future, await self.run(store.save, self._db(), batch, None, self._wrote()))
+                            _settle(future, await self.run(self._save, batch))
                         except Exception as single:  # noqa: BLE001
                             _settle(future, error=single)
                     continue
@@ -185,6 +186,11 @@ class Writer:
                     _settle(future, [new.pop(m.wamid) for m in batch.messages if m.wamid in new])
         finally:
             self._draining = False
+
+    def _save(self, batch: WebhookBatch) -> list[store.Stored]:
+        client = self._client() if self._client is not None else None
+        return store.save(self._db(), batch, apply_status=client and client.apply_status_in,
+                          wrote=client and client.contact_wrote_in)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -218,7 +224,7 @@ class Ingest:
         self.max_body_bytes = max_body_bytes
         self.nudger = Nudger(pending_url, config.app_secret, nudge_timeout)
         self._after_ack: set[asyncio.Task] = set()
-        self.writer = Writer(lambda: self.db, lambda: self.client.contact_wrote_in)
+        self.writer = Writer(lambda: self.db, lambda: self.client)
 
     @property
     def db(self) -> Database:
@@ -264,23 +270,11 @@ class Ingest:
         received = await receive(request, self.config, self.db, self.max_body_bytes, save=self.writer.save)
         if isinstance(received, HTTPResponse):
             return received
-        if received.batch.statuses:
-            await self.writer.run(self._apply_statuses, received)
         if received.stored:
             task = asyncio.get_running_loop().create_task(self._notices_then_nudge(received))
             self._after_ack.add(task)
             task.add_done_callback(self._after_ack.discard)
         return response.text(ACKNOWLEDGEMENT)
-
-    def _apply_statuses(self, received: Received) -> None:
-        """Before the acknowledgement, in a worker thread. A failure is logged and left (a status
-        records progress; Meta's redelivery of the same status would meet the same failure).
-        """
-        for status in received.batch.statuses:
-            try:
-                self.client.apply_status(status)
-            except Exception as error:  # noqa: BLE001
-                logger.error("status %s of %s not applied (%s)", status.status, status.wamid, type(error).__name__)
 
     async def _notices_then_nudge(self, received: Received) -> None:
         """After the acknowledgement: the flood notices queued, then the nudge."""

@@ -73,34 +73,49 @@ class Pending:
 def save(
     db: Database,
     batch: WebhookBatch,
-    apply_status: Callable[[StatusUpdate], object] | None = None,
+    apply_status: Callable[[Session, StatusUpdate], object] | None = None,
     wrote: Callable[[Session, int, datetime], object] | None = None,
 ) -> list[Stored]:
-    """Store a batch; returns the messages new to the database. Statuses go to `apply_status`
-    (the sending client's) after the messages are committed. `wrote(session, contact_id, at)` (the
-    client's `contact_wrote_in`) runs in the same transaction for each contact's latest new message:
-    the 24-hour window is open by the time anyone can answer.
+    """Store a batch in one transaction; returns the messages new to the database.
+
+    Optional steps in the same transaction (the ingest's, so one commit covers a whole webhook):
+    `wrote(session, contact_id, at)` (the client's `contact_wrote_in`) for each contact's latest new
+    message, so the 24-hour window is open by the time anyone can answer; `apply_status(session,
+    status)` (the client's `apply_status_in`) for each status callback, each in a savepoint: one that
+    fails is logged and skipped (a status records progress; Meta's redelivery would meet the same
+    failure), the messages and the other statuses commit.
     """
-    stored: list[Stored] = []
-    if batch.messages:
-        for attempt in range(1, SAVE_ATTEMPTS + 1):
-            try:
-                with db.transaction() as session:
-                    stored = [s for s in (_save_message(session, m) for m in batch.messages) if s]
-                    _audit(session, batch, stored)
-                    if wrote is not None:
-                        for contact_id, at in latest_writes(stored).items():
-                            wrote(session, contact_id, at)
-                break
-            except (IntegrityError, OperationalError) as error:  # two first messages of one new contact
-                if attempt == SAVE_ATTEMPTS:
-                    raise
-                logger.info("webhook batch retried after %s", type(error).__name__)
-                time.sleep(0.05 * attempt)
-    if apply_status is not None:
-        for status in batch.statuses:
-            apply_status(status)
-    return stored
+    statuses = batch.statuses if apply_status is not None else []
+    if not batch.messages and not statuses:
+        return []
+    for attempt in range(1, SAVE_ATTEMPTS + 1):
+        try:
+            with db.transaction() as session:
+                stored = [s for s in (_save_message(session, m) for m in batch.messages) if s]
+                _audit(session, batch, stored)
+                if wrote is not None:
+                    for contact_id, at in latest_writes(stored).items():
+                        wrote(session, contact_id, at)
+                for status in statuses:
+                    _apply_status(session, apply_status, status)
+            return stored
+        except (IntegrityError, OperationalError) as error:  # two first messages of one new contact
+            if attempt == SAVE_ATTEMPTS:
+                raise
+            logger.info("webhook batch retried after %s", type(error).__name__)
+            time.sleep(0.05 * attempt)
+    return []
+
+
+def _apply_status(session: Session, apply_status: Callable[[Session, StatusUpdate], object],
+                  status: StatusUpdate) -> None:
+    try:
+        with session.begin_nested():
+            apply_status(session, status)
+    except (IntegrityError, OperationalError):
+        raise  # the whole batch is retried
+    except Exception as error:  # noqa: BLE001
+        logger.error("status %s of %s not applied (%s)", status.status, status.wamid, type(error).__name__)
 
 
 def latest_writes(stored: Iterable[Stored]) -> dict[int, datetime]:
