@@ -76,7 +76,7 @@ REPLY_WINDOW = timedelta(hours=24)
 _OPAQUE = re.compile(r"^reminder:(\d+)$")
 # The template's last parameter when the specialty asks for no preparation (Meta refuses empty ones).
 CHUNK = 100  # reminders settled between two looks at what other workers settled
-BATCH = 10  # reminders settled in one write transaction (each in its own savepoint)
+BATCH = 12  # reminders settled in one write transaction (each in its own savepoint)
 BACKLOG_SECONDS = 5  # with the delivery loop running, queue at most this many seconds of sending ahead
 NO_PREPARATION = {"it": "Nessuna preparazione particolare.", "en": "No special preparation needed."}
 
