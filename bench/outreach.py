@@ -30,8 +30,10 @@ ratio to `--rate`, and the per-second counts; the send rate in the whole seconds
 least `--rate` messages queued and not yet accepted (where the sending, not the planning, set the
 pace); duplicates (the same reminder, appointment or recipient
 reaching the sandbox twice; outbox rows sent twice or attempted more than once); each worker's CPU
-(user + sys, `os.wait4`) and peak RSS. `--py-spy PATH` attaches py-spy to worker 1 and writes a
-collapsed-stack profile beside the JSON. Prints a Markdown table; results are recorded by hand in
+(user + sys, `os.wait4`, which includes the delivery process each `--once` worker starts and waits
+for; the split at the end of planning comes from the worker's own `/proc` samples, so the pass
+process only) and peak RSS. `--py-spy PATH` attaches py-spy to worker 1 and its delivery process
+and writes a collapsed-stack profile beside the JSON. Prints a Markdown table; results are recorded by hand in
 bench/RESULTS.md.
 """
 

@@ -9,11 +9,13 @@ its own transaction), the delivery loop stops once its sends in flight settled, 
 
 `--once`: one pass, then deliver what may go now and exit (for cron or a test). The delivery runs in
 a second process (`--deliver`, started by this one), from the first message queued: the pass and
-the sending then use two cores instead of sharing one (the GIL): 10,000 reminders due at once were
-sent at 61 % of the phone number's rate with both in one process. When the pass is over, this
-process closes the child's stdin; the child delivers what may go now and exits, and so does this
-one, with the child's failure if it failed. SIGTERM or Ctrl-C: passed on to the child (its sends in
-flight settle, the rest stays queued), the pass in progress finishes, exit 0.
+the sending then use two cores instead of sharing one (the GIL). 10,000 reminders due at once went
+out at 61 % of the phone number's rate with both in one process, at 96-97 % this way (load 3-4,
+bench/RESULTS.md). On SQLite the pass leaves the write lock to the child between its batches
+(`client.wait_for_room`). When the pass is over, this process closes the child's stdin; the child
+delivers what may go now and exits, and so does this one, with the child's failure if it failed.
+SIGTERM or Ctrl-C: passed on to the child (its sends in flight settle, the rest stays queued), the
+pass in progress finishes, exit 0.
 
 Several workers may run at once: each message is decided by exactly one of them (see
 `clinic.outreach.reminders`, `.results`, `.backfill`, `.followups`).
