@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -65,17 +67,23 @@ class WriteTurns:
 
     SQLite lets one writer in at a time, and a writer that finds the database locked retries after
     naps of up to 100 ms: a thread committing back to back (the reminder pass) kept another (the
-    delivery loop's claims) waiting for seconds. Here a waiting writer queues and is handed the turn
-    at once, in order. Other processes still wait SQLite's way (busy_timeout). A nested write
-    transaction in the same thread, or a wait past `timeout`, goes on without a turn: SQLite's lock
-    decides, as it would without this.
+    delivery loop's claims) waiting for seconds, and the webhook ingest's stores waited behind the
+    Rasa process's writes (acknowledgements past 250 ms). Here a waiting writer queues and is handed
+    the turn at once, in order; across processes, the turn's holder also holds an exclusive `flock`
+    on `lock_path` (beside the database file), which the kernel hands to a waiting process the moment
+    it is released (no naps), and which dies with its process. The flock is given back at the end of
+    every turn, so the next turn of this process queues with the other processes' writers. A nested
+    write transaction in the same thread, or a wait past `timeout`, goes on without a turn: SQLite's
+    lock decides, as it would without this.
     """
 
-    def __init__(self, timeout: float = 30.0) -> None:
+    def __init__(self, timeout: float = 30.0, lock_path: Path | None = None) -> None:
         self.timeout = timeout
+        self.lock_path = lock_path
         self._mutex = threading.Lock()
         self._queue: deque[tuple[int, threading.Lock]] = deque()
         self._owner: int | None = None
+        self._lock_file: tuple[int, int] | None = None  # (pid, fd): a forked child opens its own
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -99,15 +107,43 @@ class WriteTurns:
         if gate is None and self._owner != me:
             yield
             return
+        locked = self._lock_other_processes()
         try:
             yield
         finally:
+            if locked is not None:
+                fcntl.flock(locked, fcntl.LOCK_UN)
+                _HELD.paths.discard(self.lock_path)
             with self._mutex:
                 if self._queue:
                     self._owner, next_gate = self._queue.popleft()
                     next_gate.release()
                 else:
                     self._owner = None
+
+    def _lock_other_processes(self) -> int | None:
+        """Wait for the cross-process turn (blocking this thread, as SQLite's busy handler would).
+        Not when this thread holds it already through another `Database` on the same file: that would
+        wait for itself for ever (SQLite's own lock then gives its usual error).
+        """
+        if self.lock_path is None or self.lock_path in _HELD.paths:
+            return None
+        if self._lock_file is None or self._lock_file[0] != os.getpid():
+            self._lock_file = (os.getpid(), os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600))
+        fd = self._lock_file[1]
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _HELD.paths.add(self.lock_path)
+        return fd
+
+
+class _Held(threading.local):
+    """The cross-process turns this thread holds (lock paths)."""
+
+    def __init__(self) -> None:
+        self.paths: set[Path] = set()
+
+
+_HELD = _Held()
 
 
 class Database:
@@ -117,7 +153,10 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, future=True, expire_on_commit=False)
-        self._turns = WriteTurns() if self.engine.dialect.name == "sqlite" else None
+        self._turns = None
+        if self.engine.dialect.name == "sqlite":
+            file = self.engine.url.database
+            self._turns = WriteTurns(lock_path=Path(f"{file}-writers") if file and file != ":memory:" else None)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

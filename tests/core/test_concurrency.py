@@ -1,5 +1,7 @@
 """Double booking is impossible, not unlikely: real concurrent transactions on real databases."""
 
+import fcntl
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -72,3 +74,22 @@ def test_two_concurrent_reschedules_of_one_appointment_leave_one_new_booking(any
         active = s.scalar(select(func.count()).select_from(Appointment).where(
             Appointment.patient_id == patient_id, Appointment.status == AppointmentStatus.booked))
     assert active == 1
+
+
+def test_a_write_transaction_holds_the_writers_turn_of_every_process(tmp_path):
+    """SQLite's busy handler naps up to 100 ms between tries; the turn file wakes a waiting process at once."""
+    db = Database(f"sqlite:///{tmp_path / 'clinic.db'}")
+    other = os.open(tmp_path / "clinic.db-writers", os.O_RDWR | os.O_CREAT)  # as another process opens it
+    try:
+        with db.transaction():
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                raise AssertionError("another process could take the turn during a write transaction")
+            except BlockingIOError:
+                pass
+            with Database(db.url).transaction():  # the same thread through another engine: no self-deadlock
+                pass
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once committed
+    finally:
+        os.close(other)
+        db.dispose()
