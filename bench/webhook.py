@@ -105,7 +105,9 @@ class Run:
         self.ack_errors = 0
         self.sent: list[tuple[str, float]] = []  # (patient, wall-clock start of the POST)
         self.rest_replies: list[float] = []
-        self.extra_replies = 0  # bot messages beyond one per patient message (would shift the pairing)
+        self.extra_replies = 0  # bot messages beyond one per patient message (a first turn's welcome)
+        self.first_turn: dict[str, int] = {}  # fast pace: bot messages past one in a patient's first turn
+        self.raw: dict = {}  # what was sent when and every Graph send's time (for checking the pairing)
 
     async def whatsapp_message(self, http: aiohttp.ClientSession, who: str, n: int) -> float:
         body = meta_message(who, f"wamid.bench.{who}.{n}", MESSAGES[n % len(MESSAGES)])
@@ -141,6 +143,19 @@ class Run:
                 await asyncio.sleep(0.5 * 2**attempt)
         raise RuntimeError("the sandbox stopped answering")
 
+    async def answered(self, http: aiohttp.ClientSession, who: str, n: int) -> None:
+        """Until message `n` has its answer: the first turn's messages all came (the welcome and the
+        consent question: a pause of 1.5 s after the first shows how many), later one more each.
+        """
+        give_up = time.monotonic() + REPLY_WAIT_SECONDS  # an unanswered message must not stall the run
+        while len(await self.replies_of(http, who)) < n + 1 + self.first_turn.get(who, 0):
+            if time.monotonic() > give_up:
+                return
+            await asyncio.sleep(0.25 * max(1, len(self.patients) / 10))
+        if n == 0:
+            await asyncio.sleep(1.5)
+            self.first_turn[who] = len(await self.replies_of(http, who)) - 1
+
     async def patient(self, http: aiohttp.ClientSession, who: str) -> None:
         if self.human:
             await asyncio.sleep(random.uniform(0, HUMAN_INTERVAL))
@@ -148,13 +163,9 @@ class Run:
             if self.channel == "rest":
                 await self.rest_message(http, who, n)
             else:
-                started = await self.whatsapp_message(http, who, n)
+                await self.whatsapp_message(http, who, n)
                 if not self.human:  # wait for the answer before writing again (polling scaled to the crowd)
-                    give_up = time.monotonic() + REPLY_WAIT_SECONDS  # an unanswered message must not stall the run
-                    while not [t for t in await self.replies_of(http, who) if t >= started]:
-                        if time.monotonic() > give_up:
-                            break
-                        await asyncio.sleep(0.25 * max(1, len(self.patients) / 10))
+                    await self.answered(http, who, n)
             if self.human:
                 await asyncio.sleep(HUMAN_INTERVAL * random.uniform(0.8, 1.2))
 
@@ -172,13 +183,15 @@ class Run:
             "channel": self.channel, "pace": "human" if self.human else "fast", "patients": len(self.patients),
             "messages": total, "seconds": round(elapsed, 1), "messages_per_second": round(total / elapsed, 2),
             "ack_ms": ms(self.acks), "ack_errors": self.ack_errors, "reply_ms": ms(replies),
-            "unanswered": total - len(replies), "extra_replies": self.extra_replies,
+            "unanswered": total - len(replies), "extra_replies": self.extra_replies, "raw": self.raw,
         }
 
     async def whatsapp_replies(self, http: aiohttp.ClientSession) -> list[float]:
-        """Reply latency per message: each message gets one bot message (MESSAGES are chosen so), so a
-        patient's k-th Graph send answers their k-th message. (Taking the first send after each POST
-        would pair a message written while the previous answer was still queued with that answer.)
+        """Reply latency per message: the first bot message of the turn it started. A new patient's
+        first message gets more than one (the welcome and the consent question), every later one
+        exactly one (MESSAGES are chosen so), so after a patient's first turn the sends pair with the
+        messages in order. (Taking the first send after each POST paired a message written while the
+        previous answer was still queued with that answer.)
         """
         deadline = time.monotonic() + 300
         while True:
@@ -186,8 +199,12 @@ class Run:
             latencies = []
             for who in self.patients:
                 starts = sorted(started for patient, started in self.sent if patient == who)
-                latencies += [reply - started for started, reply in zip(starts, received[who], strict=False)]
+                sends = received[who]
+                extra = max(0, len(sends) - len(starts)) if len(sends) >= len(starts) else 0
+                turns = sends[:1] + sends[1 + extra:]
+                latencies += [reply - started for started, reply in zip(starts, turns, strict=False)]
             if len(latencies) == len(self.sent) or time.monotonic() > deadline:
+                self.raw = {"sent": self.sent, "received": received}
                 self.extra_replies = sum(max(0, len(received[who]) - self.messages) for who in self.patients)
                 return latencies
             await asyncio.sleep(1)
@@ -297,7 +314,7 @@ def main() -> None:
                 if channel == "whatsapp":
                     result["webhook"] = args.webhook
                 results.append(result)
-                print(json.dumps(result), flush=True)
+                print(json.dumps({k: v for k, v in result.items() if k != "raw"}), flush=True)
         finally:
             for process in processes:
                 process.terminate()
