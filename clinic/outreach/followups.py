@@ -39,6 +39,7 @@ from clinic.models import (
     Specialty,
     utcnow,
 )
+from clinic.outreach import reminders
 from clinic.outreach.quiet_hours import allowed_time, is_quiet, next_allowed
 from clinic.outreach.reminders import ACTIVE, language_of, plain, recipient
 from clinic.settings import settings
@@ -91,11 +92,8 @@ class Due:
 
 
 @dataclass
-class PassResult:
+class PassResult(reminders.PassResult):
     no_shows: int = 0
-    sent: int = 0
-    skipped: int = 0
-    passed_by: int = 0
 
 
 def mark_no_shows(db: Database, now: datetime, rules: Rules) -> int:
@@ -152,12 +150,7 @@ def run_pass(db: Database, client: WhatsAppClient, now: datetime | None = None, 
             logger.error("after-visit %s of appointment %s failed: %s", due.kind.value, due.appointment_id,
                          type(error).__name__)
             outcome = None
-        if outcome is ReminderStatus.sent:
-            result.sent += 1
-        elif outcome is ReminderStatus.skipped:
-            result.skipped += 1
-        else:
-            result.passed_by += 1
+        result.count(outcome)
     if result.sent:
         client.kick()
     return result

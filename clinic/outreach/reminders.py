@@ -187,6 +187,15 @@ class PassResult:
     skipped: int = 0
     passed_by: int = 0  # changed, settled or locked by another worker, or failed: the next pass decides
 
+    def count(self, outcome: ReminderStatus | None) -> None:
+        """One message settled (`sent` or `skipped`) or passed by (None: the next pass decides)."""
+        if outcome is ReminderStatus.sent:
+            self.sent += 1
+        elif outcome is ReminderStatus.skipped:
+            self.skipped += 1
+        else:
+            self.passed_by += 1
+
 
 def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, rules: Rules | None = None
              ) -> PassResult:
@@ -214,12 +223,7 @@ def send_due(db: Database, client: WhatsAppClient, now: datetime | None = None, 
         for at in range(0, len(todo), BATCH):
             client.wait_for_room(BACKLOG_SECONDS * client.config.max_messages_per_second)
             for outcome in settle_many(db, client, todo[at:at + BATCH], now):
-                if outcome is ReminderStatus.sent:
-                    result.sent += 1
-                elif outcome is ReminderStatus.skipped:
-                    result.skipped += 1
-                else:
-                    result.passed_by += 1
+                result.count(outcome)
             client.kick()
     return result
 
