@@ -202,7 +202,12 @@ class Sandbox:
         return self.config.media_url
 
     def _call(self, method: str, path: str, **kwargs) -> dict | list:
-        reply = self.http.request(method, self.base_url + path, timeout=60, **kwargs)
+        try:
+            reply = self.http.request(method, self.base_url + path, timeout=60, **kwargs)
+        except requests.ConnectionError:
+            # Sanic closes a keep-alive connection after 5 idle seconds; a request sent on it at that
+            # moment is reset unread (it failed CI once): once more, on a fresh connection
+            reply = self.http.request(method, self.base_url + path, timeout=60, **kwargs)
         if reply.status_code >= 400:
             raise AssertionError(f"sandbox {method} {path} -> {reply.status_code}: {reply.text[:500]}")
         return reply.json()
