@@ -1,7 +1,7 @@
 """Benchmark the WhatsApp path against bare Rasa on the same model, in the same run.
 
     RASA_TELEMETRY_ENABLED=false .venv/bin/python bench/webhook.py [--levels 1,10,50,200]
-        [--human-messages 4] [--fast-messages 4] [--webhook ingest|rasa] [--db sqlite|postgres]
+        [--human-messages 4] [--fast-messages 4] [--webhook ingest|rasa] [--db sqlite|postgres] [--bot-nice 10]
         [--out /tmp/webhook-bench.json]
 
 Starts a throw-away stack: a seeded clinic (a SQLite file, or a fresh database on the local
@@ -225,7 +225,8 @@ def ms(seconds: list[float]) -> dict:
     return {f"p{p}": None if not seconds else round(percentile(seconds, p) * 1000) for p in (50, 95, 99)}
 
 
-def boot(folder: Path, webhook: str = "ingest", url: str | None = None) -> tuple[dict, list[subprocess.Popen]]:
+def boot(folder: Path, webhook: str = "ingest", url: str | None = None,
+         bot_nice: int = 10) -> tuple[dict, list[subprocess.Popen]]:
     model = model_cache.ensure_model()
     database_url = url or f"sqlite:///{folder / 'clinic.db'}"
     migrate.upgrade(database_url)
@@ -244,11 +245,12 @@ def boot(folder: Path, webhook: str = "ingest", url: str | None = None) -> tuple
         "WHATSAPP_INGEST_PORT": str(ingest_port), "RASA_URL": f"http://127.0.0.1:{rasa_port}",
     }
     bin_dir = Path(sys.executable).parent
+    nice = ["nice", "-n", str(bot_nice)]  # Rasa and the action server below the ingest, as in the Procfile
     processes = [
         start([sys.executable, "-m", "clinic.sandbox"], env, folder / "sandbox.log"),
-        start([str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port), "--actions", "actions"],
+        start([*nice, str(bin_dir / "rasa"), "run", "actions", "--port", str(actions_port), "--actions", "actions"],
               env, folder / "actions.log"),
-        start([str(bin_dir / "rasa"), "run", "--enable-api", "--port", str(rasa_port), "--model", str(model),
+        start([*nice, str(bin_dir / "rasa"), "run", "--enable-api", "--port", str(rasa_port), "--model", str(model),
                "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"], env, folder / "rasa.log"),
     ]
     if webhook == "ingest":
@@ -302,13 +304,15 @@ def main() -> None:
     parser.add_argument("--webhook", choices=("ingest", "rasa"), default="ingest",
                         help="where Meta's webhooks go: the ingest process (make run) or Rasa's channel")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--bot-nice", type=int, default=10,
+                        help="niceness of Rasa and the action server (the Procfile's 10; 0 to compare)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "webhook-bench.json")
     args = parser.parse_args()
     random.seed(1)
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="webhook-bench-") as scratch:
         url, postgres_name = database_url(args.db, Path(scratch))
-        stack, processes = boot(Path(scratch), args.webhook, url)
+        stack, processes = boot(Path(scratch), args.webhook, url, args.bot_nice)
         try:
             runs = [(level, human, channel) for level in [int(n) for n in args.levels.split(",")]
                     for human in (True, False) for channel in ("rest", "whatsapp")]
