@@ -1,6 +1,6 @@
 """Benchmark the WhatsApp path against bare Rasa on the same model, in the same run.
 
-    RASA_TELEMETRY_ENABLED=false .venv/bin/python bench/webhook.py [--levels 1,10,50,200]
+    RASA_TELEMETRY_ENABLED=false .venv/bin/python bench/webhook.py [--levels 1,10,50,200] [--paces human,fast]
         [--human-messages 4] [--fast-messages 4] [--webhook ingest|rasa] [--db sqlite|postgres] [--bot-nice 10]
         [--out /tmp/webhook-bench.json]
 
@@ -299,6 +299,7 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", default="1,10,50,200")
+    parser.add_argument("--paces", default="human,fast", help="human, fast or both (a capacity sweep needs human only)")
     parser.add_argument("--human-messages", type=int, default=4)
     parser.add_argument("--fast-messages", type=int, default=4)
     parser.add_argument("--webhook", choices=("ingest", "rasa"), default="ingest",
@@ -314,8 +315,9 @@ def main() -> None:
         url, postgres_name = database_url(args.db, Path(scratch))
         stack, processes = boot(Path(scratch), args.webhook, url, args.bot_nice)
         try:
+            paces = [pace == "human" for pace in args.paces.split(",")]
             runs = [(level, human, channel) for level in [int(n) for n in args.levels.split(",")]
-                    for human in (True, False) for channel in ("rest", "whatsapp")]
+                    for human in paces for channel in ("rest", "whatsapp")]
             for index, (level, human, channel) in enumerate(runs):
                 patients = [f"39390{index:02d}{n:05d}" for n in range(level)]  # new patients each run
                 if channel == "whatsapp":
