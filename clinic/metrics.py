@@ -21,6 +21,8 @@ rates); the reply-latency histogram counts the messages that arrived since this 
 
 - the Rasa server's `whatsapp` channel (`ChannelMetrics`): messages handed to the bot, bot messages
   queued, webhook → first reply latency; with the outbox figures (its client sends them).
+- the webhook ingest (`IngestMetrics`): webhook POST → answer latency per HTTP status; with the
+  clinic-wide figures.
 - the action server (`ActionMetrics`, through rasa_sdk's plugin hook: `rasa_sdk_plugins`): runs per
   action and HTTP status, their duration, failures.
 - the webhook worker (`HookMetrics`): delivery attempts per outcome and their duration; with
@@ -228,6 +230,20 @@ class ChannelMetrics:
 
     def collectors(self) -> tuple:
         return self.messages, self.bot_messages, self.reply_seconds, self.fallbacks
+
+
+class IngestMetrics:
+    """The webhook ingest: how fast Meta's webhooks are answered (Meta wants the median under 250 ms and
+    retries what is slow), from the handler's start to the answer, per HTTP status.
+    """
+
+    def __init__(self) -> None:
+        self.ack_seconds = Histogram("clinic_webhook_ack_seconds", "Webhook POST to its answer (200 once "
+                                     "stored; 4xx refused; 500 not stored), per HTTP status.", ["status"],
+                                     buckets=CALL_BUCKETS, registry=None)
+
+    def collectors(self) -> tuple:
+        return (self.ack_seconds,)
 
 
 class ActionMetrics:

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -225,6 +226,7 @@ class Ingest:
         self.nudger = Nudger(pending_url, config.app_secret, nudge_timeout)
         self._after_ack: set[asyncio.Task] = set()
         self.writer = Writer(lambda: self.db, lambda: self.client)
+        self.counts = metrics.IngestMetrics()
 
     @property
     def db(self) -> Database:
@@ -267,6 +269,12 @@ class Ingest:
         return routes
 
     async def _receive(self, request: Request) -> HTTPResponse:
+        started = time.perf_counter()
+        answer = await self._store(request)
+        self.counts.ack_seconds.labels(str(answer.status)).observe(time.perf_counter() - started)
+        return answer
+
+    async def _store(self, request: Request) -> HTTPResponse:
         received = await receive(request, self.config, self.db, self.max_body_bytes, save=self.writer.save)
         if isinstance(received, HTTPResponse):
             return received
@@ -297,7 +305,8 @@ def create_app(ingest: Ingest, name: str = "clinic_whatsapp_ingest") -> Sanic:
     # rest of a refused body can be read off and the 413 arrives, cuts the connection of anything larger.
     harden(app, max_request_bytes=8 * ingest.max_body_bytes)
     app.blueprint(ingest.blueprint())
-    metrics.add_route(app, lambda: ingest.db)
+    metrics.add_route(app, found=metrics.process_registry(ingest.counts.collectors(),
+                                                          [metrics.ClinicCollector(lambda: ingest.db)]))
     return app
 
 

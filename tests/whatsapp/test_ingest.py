@@ -28,6 +28,7 @@ from clinic.whatsapp.ingest import Ingest, create_app, pending_url
 from clinic.whatsapp.receive import PENDING_SIGNATURE_HEADER, pending_body, sign_pending
 from clinic.whatsapp.types import GraphConfig
 from clinic.whatsapp.webhook import sign
+from tests.kpi.test_metrics import samples
 from tests.whatsapp.test_channel import (
     OUTBOUND,
     PHONE,
@@ -207,6 +208,18 @@ async def test_a_redelivered_message_is_stored_once(start_ingest):
     answers = await asyncio.gather(*(ingest.post(message) for _ in range(3)))
     assert [a[0] for a in answers] == [200, 200, 200]
     assert len(ingest.inbound()) == 1
+
+
+async def test_metrics_count_each_acknowledgement_by_status_beside_the_clinic_figures(start_ingest):
+    ingest = await start_ingest()
+    assert (await ingest.post(text_message("wamid.METRIC1", "ciao")))[0] == 200
+    assert (await ingest.post(text_message("wamid.METRIC2", "ciao di nuovo")))[0] == 200
+    assert (await ingest.post(payload("text"), signature=None))[0] == 403
+    async with ingest.http.get(f"http://127.0.0.1:{ingest.port}/metrics") as answer:
+        found = samples(await answer.text())
+    assert found[("clinic_webhook_ack_seconds_count", (("status", "200"),))] == 2
+    assert found[("clinic_webhook_ack_seconds_count", (("status", "403"),))] == 1
+    assert found[("clinic_inbound_messages_total", ())] == 2
 
 
 @pytest.mark.parametrize(("status", "expected"), [("delivered", OutboundStatus.delivered),
