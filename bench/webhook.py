@@ -179,8 +179,11 @@ class Run:
         timeout = aiohttp.ClientTimeout(total=600)
         async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
             handled_before = await ingest_acks(http, self.stack)
+            lags: list[float] = []
+            watch = asyncio.get_running_loop().create_task(loop_lag(lags))
             t0 = time.perf_counter()
             await asyncio.gather(*(self.patient(http, who) for who in self.patients))
+            watch.cancel()
             replies = self.rest_replies
             if self.channel == "whatsapp":
                 replies = await self.whatsapp_replies(http)
@@ -192,6 +195,7 @@ class Run:
             "messages": total, "seconds": round(elapsed, 1), "messages_per_second": round(total / elapsed, 2),
             "ack_ms": ms(self.acks), "ack_errors": self.ack_errors, "reply_ms": ms(replies),
             "ingest_acks_within_250ms": within(handled, 0.25) if self.channel == "whatsapp" else None,
+            "script_loop_lag_ms": ms(lags),
             "unanswered": total - len(replies), "extra_replies": self.extra_replies, "raw": self.raw,
         }
 
@@ -231,6 +235,14 @@ async def ingest_acks(http: aiohttp.ClientSession, stack: dict) -> dict[float, f
     return {float(s.labels["le"]): s.value for family in text_string_to_metric_families(text)
             for s in family.samples
             if s.name == "clinic_webhook_ack_seconds_bucket" and s.labels.get("status") == "200"}
+
+
+async def loop_lag(lags: list[float], every: float = 0.05) -> None:
+    """How late this script's own event loop wakes (its share of every ack and reply time it measures)."""
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(every)
+        lags.append(time.perf_counter() - started - every)
 
 
 def within(buckets: dict[float, float], seconds: float) -> float | None:
