@@ -15,6 +15,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -637,6 +638,17 @@ class OutboundMessage(Base):
     read_at = Column(UTCDateTime)
     failed_at = Column(UTCDateTime)
     erased_at = Column(UTCDateTime)  # content removed (erasure or retention): the body is gone
+
+
+class SendTurns(Base):
+    """The phone number's throughput schedule, shared by every process that sends (the Rasa channel,
+    the outreach worker, the inbox): its next free send turn, in seconds since the epoch (GCRA).
+    """
+
+    __tablename__ = "send_turns"
+
+    phone_number_id = Column(String(64), primary_key=True)
+    next_turn = Column(Float, nullable=False)
 
 
 # --- nurse handoff and staff (issue 5) ----------------------------------------------------------

@@ -10,7 +10,7 @@ delivery loop (`start()`, or `deliver_due()` once) sends what is due. Rules it k
   accepted (or given up on).
 - **Retries** with exponential backoff and jitter for what `clinic.whatsapp.errors` calls
   transient; none for permanent errors; account-level problems are retried and logged at ERROR.
-- **Pacing.** The phone number's throughput (`max_messages_per_second`, in this process) and
+- **Pacing.** The phone number's throughput (`max_messages_per_second`, all processes together) and
   Meta's pair rate (about one message every 6 s to one person, short bursts allowed): before a
   message is claimed, the contact's recent sends (from the database, so every process sees them)
   must leave room in a token bucket of `pair_burst` messages refilled every `pair_interval` s. A
@@ -29,8 +29,9 @@ anywhere (it wakes the loop), `await client.close()` at shutdown. From a one-sho
 first, so sending begins while the job still queues, and `finish()` at its end); what pacing or
 backoff defers stays queued for the next run or for a process whose loop is running (every process
 claims from the same outbox). Delivery is a pipeline: up to `concurrency` claimed rows in flight,
-more claimed as slots free up, the answers committed together. Throughput pacing is per process:
-with several sending processes, give each a share of the phone number's `max_messages_per_second`.
+more claimed as slots free up, the answers committed together. Throughput pacing is shared: every
+process takes its send turns from one schedule in the database (`_Throughput`), so the channel, the
+outreach worker and the inbox together stay under the phone number's `max_messages_per_second`.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from clinic import audit, crypto
 from clinic.db import Database
-from clinic.models import Contact, OutboundMessage, OutboundStatus, utcnow
+from clinic.models import Contact, OutboundMessage, OutboundStatus, SendTurns, utcnow
 from clinic.whatsapp.errors import PAIR_RATE_LIMIT, RE_ENGAGEMENT, Action, GraphError, classify
 from clinic.whatsapp.outbound import LOCAL_ENCRYPTED, LOCAL_PATH, MEDIA_KINDS, template_message
 from clinic.whatsapp.types import WINDOW_REPLY_PAYLOAD, GraphConfig, StatusUpdate
@@ -128,30 +130,41 @@ class _Job:
     opaque: str
     attempts: int
     extra: dict = field(default_factory=dict)
+    send_at: float = 0.0  # its throughput turn (seconds since the epoch), reserved with the claim
 
 
 class _Throughput:
-    """Sends from this process at `rate` a second, on a schedule kept from the first send (GCRA).
+    """The phone number's send turns at `rate` a second, shared by every process through one row of
+    `send_turns` (GCRA: the schedule's next free turn).
 
-    Each `acquire` reserves the next turn, so waiting senders do not race for tokens. A turn nobody
-    was ready for (the loop was claiming or committing) is not lost for good: up to `burst` sends may
-    go back to back to make it up, never more, so no stretch of time holds more than
-    `burst + rate × its length` sends.
+    A claim reserves its rows' turns in the claiming transaction (`reserve`, its last statement: the
+    row stays locked until the commit), and each row is sent at its turn. A turn nobody used (no
+    process had anything to send) is not lost for good: up to `burst` sends may go back to back to
+    make it up, never more, so no stretch of time holds more than `burst + rate × its length` sends,
+    however many processes send. Wall-clock time, so every process on the machine (or NTP-synced
+    machines on one PostgreSQL) reads the same schedule.
     """
 
-    def __init__(self, rate: float, burst: float = 1.0) -> None:
-        self.rate = rate
+    def __init__(self, key: str, rate: float, burst: float = 1.0) -> None:
+        self.key = key
         self.interval = 1.0 / rate
         self.tolerance = (max(1.0, burst) - 1) * self.interval
-        self.next_turn: float | None = None  # the schedule's next send, on the event loop's clock
 
-    async def acquire(self) -> None:
-        now = asyncio.get_running_loop().time()
-        turn = now if self.next_turn is None else max(self.next_turn, now)
-        self.next_turn = turn + self.interval
-        at = max(now, turn - self.tolerance)
-        if at > now:
-            await asyncio.sleep(at - now)
+    def reserve(self, session: Session, count: int) -> list[float]:
+        """When each of `count` sends may go (seconds since the epoch), their turns taken."""
+        if count == 0:
+            return []
+        query = select(SendTurns.next_turn).where(SendTurns.phone_number_id == self.key).with_for_update()
+        scheduled = session.execute(query).scalar_one_or_none()
+        if scheduled is None:  # the number's first send: its row, created by whoever comes first
+            insert = (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert
+            session.execute(insert(SendTurns).values(phone_number_id=self.key, next_turn=0.0).on_conflict_do_nothing())
+            scheduled = session.execute(query).scalar_one()
+        now = time.time()
+        first = max(scheduled, now)
+        session.execute(update(SendTurns).where(SendTurns.phone_number_id == self.key)
+                        .values(next_turn=first + count * self.interval))
+        return [max(now, first + n * self.interval - self.tolerance) for n in range(count)]
 
 
 class _GroupCommit:
@@ -264,7 +277,8 @@ class WhatsAppClient:
         self._task: asyncio.Task | None = None
         self._closing = False
         # up to a quarter second of turns may be made up at once (Meta and the sandbox allow a second's)
-        self._throughput = _Throughput(config.max_messages_per_second, burst=config.max_messages_per_second / 4)
+        self._throughput = _Throughput(config.phone_number_id, config.max_messages_per_second,
+                                       burst=config.max_messages_per_second / 4)
         # rows this process retries: id → when due; claimed first once due, so a retry keeps its place
         # ahead of rows queued after it instead of going behind a backlog (lost with the process: the
         # rows themselves stay queued for anyone)
@@ -323,7 +337,9 @@ class WhatsAppClient:
             contact = session.get(Contact, contact_id)
             if pair_delay(self._recent_sends(session, contact_id, now), now, self.pair_burst, self.pair_interval) > 0:
                 return ids, None
-            return ids, self._start_sending(row, contact, now)
+            job = self._start_sending(row, contact, now)
+            [job.send_at] = self._throughput.reserve(session, 1)
+            return ids, job
 
     def enqueue_in(self, session: Session, contact_id: int, bodies: list[dict], *, source: str,
                    opaque: str | None = None, audit_to: list[audit.Entry] | None = None) -> list[int]:
@@ -784,6 +800,8 @@ class WhatsAppClient:
                 jobs.append(self._start_sending(row, contact, now))
             for row in expired:
                 _audit_status(session, row, OutboundStatus.sending, "system")
+            for job, send_at in zip(jobs, self._throughput.reserve(session, len(jobs)), strict=True):
+                job.send_at = send_at
         for contact_id in need_template:
             with self.db.transaction() as session:
                 contact = self._lock_contact(session, contact_id)
@@ -833,7 +851,7 @@ class WhatsAppClient:
         try:
             await self._upload_local_media(job)
             payload = self._addressed(job)
-            await self._throughput.acquire()
+            await asyncio.sleep(max(0.0, job.send_at - time.time()))
             answer = await self._post_json(self.config.messages_url, payload)
             wamid = (answer.get("messages") or [{}])[0].get("id")
             if not wamid:
@@ -1001,8 +1019,7 @@ class WhatsAppClient:
         payload: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
         if typing:
             payload["typing_indicator"] = {"type": "text"}
-        try:
-            await self._throughput.acquire()
+        try:  # not paced: Meta's throughput counts messages, and a receipt is none
             await self._post_json(self.config.messages_url, payload)
         except GraphError as error:
             logger.info("mark read %s failed: code %s, HTTP %s", wamid, error.code, error.http_status)

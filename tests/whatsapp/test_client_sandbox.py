@@ -346,6 +346,30 @@ async def test_without_pacing_the_pair_rate_is_hit_and_retried_in_order(db, sand
     assert [m["request"]["text"]["body"] for m in sandbox.received(PHONE)] == [f"M{i}" for i in range(9)]
 
 
+async def test_two_sending_processes_share_the_numbers_throughput(any_db, sandbox):
+    """The channel and the outreach worker send from one phone number: each client (as each process)
+    paces at the ceiling, and together they stay under it (each alone would go at 10/s: 20/s together)."""
+    sandbox.configure(messages_per_second=10)
+    config = dataclasses.replace(sandbox.config, max_messages_per_second=10)
+    patients = [f"39333555{n:04d}" for n in range(40)]
+    for who in patients:
+        sandbox.open_window(who)
+    contacts = [add_contact(any_db, wa_id=who) for who in patients]
+    channel, outreach = (WhatsAppClient(any_db, config, retry_base_delay=0.01, retry_max_delay=0.05,
+                                        default_language="it") for _ in range(2))
+    try:
+        ids = [channel.enqueue(c, to_graph_messages({"text": "x"}), source="bot")[0] for c in contacts[:20]]
+        ids += [outreach.enqueue(c, to_graph_messages({"text": "y"}), source="outreach")[0] for c in contacts[20:]]
+        # both deliver at once, racing for the rows as two processes would
+        await asyncio.gather(channel.deliver_due(), outreach.deliver_due())
+        await drain(channel, settled(any_db, *ids))
+    finally:
+        await channel.close()
+        await outreach.close()
+    assert sum(len(sandbox.received(who)) for who in patients) == 40
+    assert 130429 not in rejected_codes(sandbox)
+
+
 # --- read receipts, media, the background loop ---------------------------------------------------------
 
 
