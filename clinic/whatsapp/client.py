@@ -69,6 +69,7 @@ WINDOW_SOURCE = "whatsapp:window"  # `source` of the window templates this clien
 OPAQUE_MAX = 512
 _OUTBOX_OPAQUE = re.compile(r"^outbox:(\d+)$")
 _MIN_WAIT = 0.02  # seconds: the shortest sleep of the delivery loop
+_MAX_AHEAD = 10.0  # seconds: the furthest ahead the shared throughput schedule may legitimately be
 # seconds a job queueing for another process's delivery loop leaves SQLite's write lock to it
 _HANDOFF = 0.03
 
@@ -161,7 +162,8 @@ class _Throughput:
             session.execute(insert(SendTurns).values(phone_number_id=self.key, next_turn=0.0).on_conflict_do_nothing())
             scheduled = session.execute(query).scalar_one()
         now = time.time()
-        first = max(scheduled, now)
+        # claims reserve at most a second or so ahead: a schedule further on means the clock went back
+        first = scheduled if now <= scheduled <= now + _MAX_AHEAD else now
         session.execute(update(SendTurns).where(SendTurns.phone_number_id == self.key)
                         .values(next_turn=first + count * self.interval))
         return [max(now, first + n * self.interval - self.tolerance) for n in range(count)]

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from clinic.models import Contact, OutboundMessage, OutboundStatus, utcnow
+from clinic.models import Contact, OutboundMessage, OutboundStatus, SendTurns, utcnow
 from clinic.whatsapp import webhook
 from clinic.whatsapp.client import WINDOW_SOURCE, WhatsAppClient
 from clinic.whatsapp.outbound import template_message, to_graph_messages
@@ -368,6 +368,15 @@ async def test_two_sending_processes_share_the_numbers_throughput(any_db, sandbo
         await outreach.close()
     assert sum(len(sandbox.received(who)) for who in patients) == 40
     assert 130429 not in rejected_codes(sandbox)
+
+
+async def test_a_clock_that_went_back_does_not_stall_sending(db, sandbox, client):
+    """The shared schedule is in wall-clock time: an hour ahead of now means the clock was set back."""
+    with db.transaction() as session:
+        session.add(SendTurns(phone_number_id=sandbox.config.phone_number_id, next_turn=time.time() + 3600))
+    ids = client.enqueue(add_contact(db), to_graph_messages({"text": "Buongiorno"}), source="bot")
+    await drain(client, settled(db, *ids))
+    assert rows(db)[ids[0]].status is OutboundStatus.sent
 
 
 # --- read receipts, media, the background loop ---------------------------------------------------------
