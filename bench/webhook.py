@@ -104,14 +104,15 @@ def meta_message(wa_id: str, wamid: str, text: str) -> bytes:
 class Run:
     """One channel at one load level: what was sent when, how long acks and replies took."""
 
-    def __init__(self, stack: dict, channel: str, patients: list[str], messages: int, human: bool) -> None:
+    def __init__(self, stack: dict, channel: str, patients: list[str], messages: int, human: bool,
+                 turns: list[int] | None = None) -> None:
         self.stack, self.channel, self.patients, self.messages, self.human = stack, channel, patients, messages, human
+        self.turns = turns or [1] * messages  # bot messages each patient message gets (`turn_sizes`)
         self.acks: list[float] = []
         self.ack_errors = 0
         self.sent: list[tuple[str, float]] = []  # (patient, wall-clock start of the POST)
         self.rest_replies: list[float] = []
-        self.extra_replies = 0  # bot messages beyond one per patient message (a first turn's welcome)
-        self.first_turn: dict[str, int] = {}  # fast pace: bot messages past one in a patient's first turn
+        self.extra_replies = 0  # bot messages beyond what the calibration patient got (should be 0)
         self.raw: dict = {}  # what was sent when and every Graph send's time (for checking the pairing)
 
     async def whatsapp_message(self, http: aiohttp.ClientSession, who: str, n: int) -> float:
@@ -150,17 +151,12 @@ class Run:
         raise RuntimeError("the sandbox stopped answering")
 
     async def answered(self, http: aiohttp.ClientSession, who: str, n: int) -> None:
-        """Until message `n` has its answer: the first turn's messages all came (the welcome and the
-        consent question: a pause of 1.5 s after the first shows how many), later one more each.
-        """
+        """Until message `n`'s turn has come whole (as many bot messages as the calibration got)."""
         give_up = time.monotonic() + REPLY_WAIT_SECONDS  # an unanswered message must not stall the run
-        while len(await self.replies_of(http, who)) < n + 1 + self.first_turn.get(who, 0):
+        while len(await self.replies_of(http, who)) < sum(self.turns[:n + 1]):
             if time.monotonic() > give_up:
                 return
             await asyncio.sleep(poll_interval(len(self.patients)))
-        if n == 0:
-            await asyncio.sleep(1.5)
-            self.first_turn[who] = len(await self.replies_of(http, who)) - 1
 
     async def patient(self, http: aiohttp.ClientSession, who: str) -> None:
         if self.human:
@@ -200,12 +196,12 @@ class Run:
         }
 
     async def whatsapp_replies(self, http: aiohttp.ClientSession) -> list[float]:
-        """Reply latency per message: the first bot message of the turn it started. A new patient's
-        first message gets more than one (the welcome and the consent question), every later one
-        exactly one (MESSAGES are chosen so), so after a patient's first turn the sends pair with the
-        messages in order. (Taking the first send after each POST paired a message written while the
-        previous answer was still queued with that answer.)
+        """Reply latency per message: the first bot message of the turn it started. Every patient
+        goes through the same conversation as the calibration patient, so message n's turn starts at
+        send number `sum(turns[:n])`. (Taking the first send after each POST paired a message written
+        while the previous answer was still queued with that answer.)
         """
+        firsts = [sum(self.turns[:n]) for n in range(self.messages)]
         deadline = time.monotonic() + 300
         while True:
             received = {who: await self.replies_of(http, who) for who in self.patients}
@@ -213,14 +209,39 @@ class Run:
             for who in self.patients:
                 starts = sorted(started for patient, started in self.sent if patient == who)
                 sends = received[who]
-                extra = max(0, len(sends) - len(starts)) if len(sends) >= len(starts) else 0
-                turns = sends[:1] + sends[1 + extra:]
-                latencies += [reply - started for started, reply in zip(starts, turns, strict=False)]
+                latencies += [sends[first] - started
+                              for started, first in zip(starts, firsts, strict=False) if first < len(sends)]
             if len(latencies) == len(self.sent) or time.monotonic() > deadline:
-                self.raw = {"sent": self.sent, "received": received}
-                self.extra_replies = sum(max(0, len(received[who]) - self.messages) for who in self.patients)
+                self.raw = {"sent": self.sent, "received": received, "turns": self.turns}
+                expected = sum(self.turns[:self.messages])
+                self.extra_replies = sum(max(0, len(received[who]) - expected) for who in self.patients)
                 return latencies
             await asyncio.sleep(1)
+
+
+async def turn_sizes(stack: dict, messages: int) -> list[int]:
+    """How many bot messages each of a new patient's first `messages` messages gets (the first: the
+    welcome and the consent question; "cosa sai fare?" may get a menu besides the answer): one
+    calibration patient writes them one at a time, each after the bot has been quiet for 2 s.
+    """
+    who = "393909999999"
+    await open_windows(stack, [who])
+    sizes: list[int] = []
+    async with aiohttp.ClientSession() as http:
+        run = Run(stack, "whatsapp", [who], messages, human=False)
+        for n in range(messages):
+            before = len(await run.replies_of(http, who))
+            await run.whatsapp_message(http, who, n)
+            count, quiet_since = before, time.monotonic()
+            while count == before or time.monotonic() - quiet_since < 2.0:
+                await asyncio.sleep(0.1)
+                now = len(await run.replies_of(http, who))
+                if now != count:
+                    count, quiet_since = now, time.monotonic()
+                if count == before and time.monotonic() - quiet_since > 60:
+                    raise RuntimeError(f"the calibration patient's message {n} got no answer")
+            sizes.append(count - before)
+    return sizes
 
 
 async def ingest_acks(http: aiohttp.ClientSession, stack: dict) -> dict[float, float]:
@@ -359,6 +380,8 @@ def main() -> None:
         url, postgres_name = database_url(args.db, Path(scratch))
         stack, processes = boot(Path(scratch), args.webhook, url, args.bot_nice)
         try:
+            turns = asyncio.run(turn_sizes(stack, max(args.human_messages, args.fast_messages)))
+            print(json.dumps({"bot messages per patient message": turns}), flush=True)
             paces = [pace == "human" for pace in args.paces.split(",")]
             runs = [(level, human, channel) for level in [int(n) for n in args.levels.split(",")]
                     for human in paces for channel in ("rest", "whatsapp")]
@@ -368,7 +391,7 @@ def main() -> None:
                     asyncio.run(open_windows(stack, patients))
                 messages = args.human_messages if human else args.fast_messages
                 try:
-                    result = asyncio.run(Run(stack, channel, patients, messages, human).go())
+                    result = asyncio.run(Run(stack, channel, patients, messages, human, turns).go())
                 except RuntimeError as error:  # record the failure and go on with the other runs
                     result = {"channel": channel, "pace": "human" if human else "fast", "patients": level,
                               "error": str(error)}
