@@ -5,8 +5,10 @@ deliveries to local receivers."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,3 +135,17 @@ def test_the_webhook_worker_counts_deliveries_failures_and_its_backlog(db, tmp_p
     assert found[("clinic_hook_deliveries", (("status", "failed"),))] == 0
     assert found[("clinic_hook_attempt_seconds_sum", ())] > 0
     assert (len(good.received), len(broken.received)) == (1, 1)
+
+
+def test_the_action_server_waits_for_a_busy_rasa_to_write_its_request(db, tmp_path):
+    """Rasa connects for each action and writes when its event loop gets to it, seconds later under load:
+    the connection must still be open then (Sanic's default closes it after 5 silent seconds)."""
+    port = free_port()
+    env = {"DATABASE_URL": db.url, "METRICS_TOKEN": "scrape-me", "RASA_TELEMETRY_ENABLED": "false"}
+    command = [str(BIN / "rasa"), "run", "actions", "--port", str(port), "--actions", "actions"]
+    with running(command, env, tmp_path / "actions.log", f"http://127.0.0.1:{port}/metrics"):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            time.sleep(7)  # a connection opened, then a busy Rasa
+            connection.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            answer = connection.recv(200)
+    assert answer.startswith(b"HTTP/1.1 200")
