@@ -50,7 +50,8 @@ OPT_OUT_MESSAGES = {
 OPT_OUT_PHRASES = (
     "non scrivetemi piu", "non scrivermi piu", "non mandatemi piu", "non inviatemi piu", "non voglio piu ricevere",
     "non voglio piu messaggi", "revoco il consenso", "ritiro il consenso", "revocare il consenso",
-    "cancellatemi dalla lista", "toglietemi dalla lista",
+    "cancellatemi dalla lista", "toglietemi dalla lista", "smettete di scrivermi", "smettetela di scrivermi",
+    "smetti di scrivermi", "stop writing to me",
     "stop messaging me", "stop sending me", "stop texting me", "dont message me", "do not message me",
     "dont text me", "do not text me", "dont contact me", "do not contact me", "no more messages",
     "withdraw my consent", "withdraw consent", "unsubscribe me",

@@ -28,6 +28,10 @@ RED_FLAGS: dict[str, list[str]] = {
         r"\bchest (hurts|is (really |very )?tight|feels tight)",
         r"tight chest",
     ],
+    "heart_attack": [
+        r"\b(sto avendo|sta avendo|stia avendo|credo di avere|penso di avere|forse ho|ho|ha|abbia) un infarto\b",
+        r"\b(having|have|had|has) a heart attack\b",
+    ],
     "breathing": [
         r"non (riesco|riesce|riusciamo|riescono) (piu )?a respirare",
         r"non respir[oa]",
@@ -75,6 +79,13 @@ RED_FLAGS: dict[str, list[str]] = {
         r"(wont|will not|doesnt|does not) stop bleeding",
         r"(losing|lost) a lot of blood",
         r"(vomiting|coughing|throwing) up blood",
+        r"pouring (with )?blood",
+        r"\b(sangue|sanguin\w*)\b.*\bda (un ?ora|mezz ?ora|\d+ ore|ore)\b",  # "sangue dal naso da un'ora"
+        r"\b(bleed\w*|blood)\b.*\bfor (an|over an|more than an|\d+) hours?\b",
+    ],
+    "meningitis": [
+        r"\b(febbre|fever)\b.*\b(collo rigido|rigidita (del|al) collo|stiff neck)",
+        r"\b(collo rigido|rigidita (del|al) collo|stiff neck)\b.*\b(febbre|fever)\b",
     ],
     "self_harm": [
         r"voglio morire",

@@ -96,7 +96,7 @@ def test_unknown_purposes_are_refused(any_db, contact_id):
     ("STOP", True), ("Stop.", True), ("BASTA", True), ("annulla iscrizione", True), ("UNSUBSCRIBE", True),
     ("Non scrivetemi più!!", True), ("please stop sending me messages", True), ("revoco il consenso 🙏", True),
     ("basta che sia di mattina", False), ("stop by tomorrow?", False), ("annulla l'appuntamento", False),
-    ("non posso più venire", False),
+    ("non posso più venire", False), ("Smettete di scrivermi!", True), ("please stop writing to me", True),
 ])
 def test_opt_out_words_in_both_languages(text, expected):
     assert consent.is_opt_out(text) is expected

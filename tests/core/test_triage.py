@@ -63,6 +63,12 @@ RED_FLAGS = [
     ("worst headache of my life out of nowhere", "thunderclap_headache"),
     ("I'm pregnant and bleeding a lot", "pregnancy"),
     ("chest pain now!! please help", "chest_pain"),
+    ("credo di avere un infarto", "heart_attack"),
+    ("I think I'm having a heart attack", "heart_attack"),
+    ("my nose has been pouring blood for an hour", "bleeding"),
+    ("mi esce sangue dal naso da un'ora", "bleeding"),
+    ("very high fever, stiff neck and a rash…", "meningitis"),
+    ("febbre altissima e collo rigido", "meningitis"),
 ]
 
 LOOK_ALIKES = [
@@ -115,6 +121,10 @@ LOOK_ALIKES = [
     "I had bleeding gums a few months ago",
     "had chest pain last spring, I'd like a cardiologist to check me over",
     "I'm a nurse looking for a job, where do I send my cv?",
+    "mio padre ha avuto un infarto anni fa, vorrei un controllo",
+    "I had a heart attack five years ago and need my yearly check",
+    "stiff neck from sleeping badly, can I see a physio?",
+    "a nosebleed this morning, it stopped quickly",
 ]
 
 
