@@ -46,7 +46,7 @@ RED_FLAGS: dict[str, list[str]] = {
     ],
     "stroke": [
         r"(bocca|faccia|viso) (storta|storto|cadente)",
-        r"non (riesco|riesce) (piu )?a (muovere|alzare) (il braccio|la gamba|il lato)",
+        r"\b(non|nn) (riesco|riesce) (piu )?a (muovere|alzare|sentire) (il braccio|la gamba|il lato|meta|mezzo)",
         r"(parla|parlo) (male|strano) (all ?improvviso|di colpo)",
         r"non riesce (piu )?a parlare",
         r"\bictus\b",

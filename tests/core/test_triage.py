@@ -64,6 +64,7 @@ RED_FLAGS = [
     ("I'm pregnant and bleeding a lot", "pregnancy"),
     ("chest pain now!! please help", "chest_pain"),
     ("credo di avere un infarto", "heart_attack"),
+    ("nn riesco a muovere metà del corpo", "stroke"),
     ("I think I'm having a heart attack", "heart_attack"),
     ("my nose has been pouring blood for an hour", "bleeding"),
     ("mi esce sangue dal naso da un'ora", "bleeding"),
