@@ -146,8 +146,9 @@ class _Throughput:
     machines on one PostgreSQL) reads the same schedule.
     """
 
-    def __init__(self, key: str, rate: float, burst: float = 1.0) -> None:
+    def __init__(self, key: str, rate: float, burst: float = 1.0, postgres: bool = False) -> None:
         self.key = key
+        self.insert = (postgresql if postgres else sqlite).insert  # the dialect's insert … on conflict
         self.interval = 1.0 / rate
         self.tolerance = (max(1.0, burst) - 1) * self.interval
 
@@ -158,8 +159,8 @@ class _Throughput:
         query = select(SendTurns.next_turn).where(SendTurns.phone_number_id == self.key).with_for_update()
         scheduled = session.execute(query).scalar_one_or_none()
         if scheduled is None:  # the number's first send: its row, created by whoever comes first
-            insert = (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert
-            session.execute(insert(SendTurns).values(phone_number_id=self.key, next_turn=0.0).on_conflict_do_nothing())
+            first_row = self.insert(SendTurns).values(phone_number_id=self.key, next_turn=0.0)
+            session.execute(first_row.on_conflict_do_nothing())
             scheduled = session.execute(query).scalar_one()
         now = time.time()
         # claims reserve at most a second or so ahead: a schedule further on means the clock went back
@@ -280,7 +281,7 @@ class WhatsAppClient:
         self._closing = False
         # up to a quarter second of turns may be made up at once (Meta and the sandbox allow a second's)
         self._throughput = _Throughput(config.phone_number_id, config.max_messages_per_second,
-                                       burst=config.max_messages_per_second / 4)
+                                       burst=config.max_messages_per_second / 4, postgres=self._postgres)
         # rows this process retries: id → when due; claimed first once due, so a retry keeps its place
         # ahead of rows queued after it instead of going behind a backlog (lost with the process: the
         # rows themselves stay queued for anyone)
