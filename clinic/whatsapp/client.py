@@ -400,24 +400,40 @@ class WhatsAppClient:
         self.kick()
 
     def contact_wrote_in(self, session: Session, contact_id: int, at: datetime) -> None:
-        """`contact_wrote` inside the caller's transaction (the webhook's store: the window is open
-        before the bot is told there is something to answer). Call `kick()` after the commit.
+        """`contact_wrote` inside the caller's transaction. Call `kick()` after the commit."""
+        self.contacts_wrote_in(session, {contact_id: at})
+
+    def contacts_wrote_in(self, session: Session, writes: dict[int, datetime]) -> None:
+        """`contact_wrote` for several contacts (id → when they wrote) inside the caller's transaction:
+        the webhook's store, so the windows are open before the bot is told there is something to
+        answer. A few statements for all the contacts, not a few each: a burst of webhooks (Meta's
+        redelivery after an outage) is stored, and acknowledged, in one short transaction. Call
+        `kick()` after the commit.
         """
+        if not writes:
+            return
         now = self.clock()
-        contact = self._lock_contact(session, contact_id)
-        if contact.last_inbound_at is None or at > contact.last_inbound_at:
-            contact.last_inbound_at = at
-        if not self._window_open(contact, now):
+        query = select(Contact).where(Contact.id.in_(writes)).order_by(Contact.id)  # row locks in one order
+        if self._postgres:
+            query = query.with_for_update()
+        contacts = session.execute(query).scalars().all()
+        if len(contacts) != len(writes):
+            raise LookupError(f"contacts {sorted(set(writes) - {c.id for c in contacts})} do not exist")
+        for contact in contacts:
+            if contact.last_inbound_at is None or writes[contact.id] > contact.last_inbound_at:
+                contact.last_inbound_at = writes[contact.id]
+        here = [contact.id for contact in contacts if self._window_open(contact, now)]
+        if not here:
             return
         released = session.execute(
             update(OutboundMessage)
-            .where(OutboundMessage.contact_id == contact_id, OutboundMessage.status == OutboundStatus.held)
+            .where(OutboundMessage.contact_id.in_(here), OutboundMessage.status == OutboundStatus.held)
             .values(status=OutboundStatus.queued, next_attempt_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount
         # A window template still waiting to go out would now only confuse: the patient is here.
         waiting = select(OutboundMessage).where(
-            OutboundMessage.contact_id == contact_id,
+            OutboundMessage.contact_id.in_(here),
             OutboundMessage.source == WINDOW_SOURCE,
             OutboundMessage.status == OutboundStatus.queued,
         )
@@ -429,7 +445,7 @@ class WhatsAppClient:
                 OutboundStatus.failed, now, "window reopened before it was sent")
             _audit_status(session, row, OutboundStatus.queued, "system")
         if released or templates:
-            logger.info("contact %s wrote: %d held released, %d window templates dropped", contact_id, released,
+            logger.info("%d contacts wrote: %d held released, %d window templates dropped", len(here), released,
                         len(templates))
 
     def _lock_contact(self, session: Session, contact_id: int) -> Contact:

@@ -191,7 +191,7 @@ class Writer:
     def _save(self, batch: WebhookBatch) -> list[store.Stored]:
         client = self._client() if self._client is not None else None
         return store.save(self._db(), batch, apply_status=client and client.apply_status_in,
-                          wrote=client and client.contact_wrote_in)
+                          wrote=client and client.contacts_wrote_in)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

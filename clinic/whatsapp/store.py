@@ -74,12 +74,12 @@ def save(
     db: Database,
     batch: WebhookBatch,
     apply_status: Callable[[Session, StatusUpdate], object] | None = None,
-    wrote: Callable[[Session, int, datetime], object] | None = None,
+    wrote: Callable[[Session, dict[int, datetime]], object] | None = None,
 ) -> list[Stored]:
     """Store a batch in one transaction; returns the messages new to the database.
 
     Optional steps in the same transaction (the ingest's, so one commit covers a whole webhook):
-    `wrote(session, contact_id, at)` (the client's `contact_wrote_in`) for each contact's latest new
+    `wrote(session, {contact_id: at})` (the client's `contacts_wrote_in`) with each contact's latest new
     message, so the 24-hour window is open by the time anyone can answer; `apply_status(session,
     status)` (the client's `apply_status_in`) for each status callback, each in a savepoint: one that
     fails is logged and skipped (a status records progress; Meta's redelivery would meet the same
@@ -91,11 +91,11 @@ def save(
     for attempt in range(1, SAVE_ATTEMPTS + 1):
         try:
             with db.transaction() as session:
-                stored = [s for s in (_save_message(session, m) for m in batch.messages) if s]
+                known = _known_wamids(session, [m.wamid for m in batch.messages])
+                stored = [s for s in (_save_message(session, m, known) for m in batch.messages) if s]
                 _audit(session, batch, stored)
                 if wrote is not None:
-                    for contact_id, at in latest_writes(stored).items():
-                        wrote(session, contact_id, at)
+                    wrote(session, latest_writes(stored))
                 for status in statuses:
                     _apply_status(session, apply_status, status)
             return stored
@@ -132,17 +132,27 @@ def _audit(session: Session, batch: WebhookBatch, stored: list[Stored]) -> None:
     the audit trail's lock is taken last).
     """
     types = {m.wamid: m.type for m in batch.messages}
-    for s in stored:
-        audit.record(session, "message.inbound", actor=f"contact:{s.contact_id}", subject=f"inbound:{s.id}",
-                     data={"inbound_id": s.id, "wamid": s.wamid, "contact_id": s.contact_id,
-                           "type": types.get(s.wamid, "")[:30]})
+    audit.record_many(session, [
+        audit.Entry("message.inbound", actor=f"contact:{s.contact_id}", subject=f"inbound:{s.id}",
+                    data={"inbound_id": s.id, "wamid": s.wamid, "contact_id": s.contact_id,
+                          "type": types.get(s.wamid, "")[:30]})
+        for s in stored])
 
 
-def _save_message(session: Session, message: InboundMessage) -> Stored | None:
-    existing = session.scalars(select(InboundRow.id).where(InboundRow.wamid == message.wamid)).first()
-    if existing is not None:
+def _known_wamids(session: Session, wamids: list[str]) -> set[str]:
+    """Which of these messages are stored already (one query per 500, not one per message)."""
+    known: set[str] = set()
+    for start in range(0, len(wamids), 500):
+        known.update(session.scalars(select(InboundRow.wamid).where(InboundRow.wamid.in_(wamids[start:start + 500]))))
+    return known
+
+
+def _save_message(session: Session, message: InboundMessage, known: set[str]) -> Stored | None:
+    """Store one message unless its wamid is in `known` (stored before, or earlier in this batch)."""
+    if message.wamid in known:
         logger.info("message %s already stored (redelivery)", message.wamid)
         return None
+    known.add(message.wamid)
     if message.type == "system":
         contact = _follow_identity_change(session, message)
     else:

@@ -4,15 +4,18 @@ contacts keyed on phone number and user id; a changed number followed.
 
 import json
 import threading
+import time
 from datetime import date
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from clinic import patients
-from clinic.models import Contact, ContactPatient, InboundStatus, OutboundMessage, Relationship
+from clinic.models import Contact, ContactPatient, InboundStatus, OutboundMessage, OutboundStatus, Relationship
 from clinic.models import InboundMessage as InboundRow
 from clinic.whatsapp import store
+from clinic.whatsapp.client import WhatsAppClient
+from clinic.whatsapp.types import GraphConfig, WebhookBatch
 from clinic.whatsapp.webhook import parse
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -62,6 +65,25 @@ def test_racing_deliveries_of_the_same_messages_store_each_once_without_errors(a
     assert errors == []
     assert sorted(s.wamid for r in results for s in r) == sorted(m.wamid for m in batch("multi_entry").messages)
     assert count(any_db, InboundRow) == 3 and count(any_db, Contact) == 2
+
+
+def test_one_store_for_several_patients_opens_each_window_and_keeps_a_doubled_message_once(any_db):
+    with any_db.transaction() as session:  # two patients whose replies wait for them to write
+        for phone in (PHONE, "447700900123"):
+            contact = Contact(wa_id=phone)
+            session.add(contact)
+            session.flush()
+            session.add(OutboundMessage(contact_id=contact.id, kind="text", body={"type": "text"}, source="inbox",
+                                        status=OutboundStatus.held))
+    now = batch("multi_entry", **{'"1772000000"': f'"{int(time.time())}"'})
+    doubled = WebhookBatch(messages=now.messages + now.messages[:1], statuses=[])  # Meta's duplicate, in one group
+    client = WhatsAppClient(any_db, GraphConfig("http://127.0.0.1:9", "v23.0", "106540352242922", "t", "s", "v"))
+    stored = store.save(any_db, doubled, wrote=client.contacts_wrote_in)
+    assert sorted(s.wamid for s in stored) == sorted(m.wamid for m in now.messages)
+    assert count(any_db, InboundRow) == 3
+    with any_db.reading() as session:
+        assert list(session.scalars(select(OutboundMessage.status))) == [OutboundStatus.queued] * 2
+        assert all(c.last_inbound_at is not None for c in session.scalars(select(Contact)))
 
 
 def test_reactions_and_system_messages_are_recorded_as_handled(any_db):
