@@ -2,6 +2,7 @@
 
     RASA_TELEMETRY_ENABLED=false .venv/bin/python bench/webhook.py [--levels 1,10,50,200] [--paces human,fast]
         [--human-messages 4] [--fast-messages 4] [--webhook ingest|rasa] [--db sqlite|postgres] [--bot-nice 10]
+        [--burst 200]
         [--out /tmp/webhook-bench.json]
 
 Starts a throw-away stack: a seeded clinic (a SQLite file, or a fresh database on the local
@@ -14,9 +15,11 @@ the same place. The sandbox records when each reply reached the Graph API (`acce
 latency = Graph send − webhook POST start, whatever the polling. The ingest's own histogram
 (`clinic_webhook_ack_seconds`, scraped before and after each run) gives the share of its 200s that
 took ≤ 250 ms from the handler's start: the rest of the script's ack time is the machine's (accept,
-event loops). Each level runs twice per channel:
-- human pace: every patient writes a message every ~10 s (random phase and ±20 % jitter);
+event loops). Each level runs twice per channel, the patients arriving over the first 10 s (random phase):
+- human pace: every patient writes a message every ~10 s (±20 % jitter);
 - as fast as replies come: a patient writes the next message as soon as the previous was answered.
+Last, a burst (`--burst 200`, WhatsApp only): that many new patients' first messages at the same instant, as
+when Meta delivers a backlog; it measures how fast the ingest stores and acknowledges new patients.
 Bare Rasa is the REST channel of the same server (`/webhooks/rest/webhook`, answer in the response).
 Patients are new numbers each level; they greet, ask hours, address, help and thank (one reply each).
 Prints a Markdown table; results are recorded by hand in bench/RESULTS.md.
@@ -105,8 +108,9 @@ class Run:
     """One channel at one load level: what was sent when, how long acks and replies took."""
 
     def __init__(self, stack: dict, channel: str, patients: list[str], messages: int, human: bool,
-                 turns: list[int] | None = None) -> None:
+                 turns: list[int] | None = None, arrival: float = HUMAN_INTERVAL) -> None:
         self.stack, self.channel, self.patients, self.messages, self.human = stack, channel, patients, messages, human
+        self.arrival = arrival  # the patients' first messages are spread over this many seconds (0: a burst)
         self.turns = turns or [1] * messages  # bot messages each patient message gets (`turn_sizes`)
         self.acks: list[float] = []
         self.ack_errors = 0
@@ -129,6 +133,7 @@ class Run:
         return started
 
     async def rest_message(self, http: aiohttp.ClientSession, who: str, n: int) -> None:
+        self.sent.append((who, time.time()))
         t0 = time.perf_counter()
         try:
             async with http.post(self.stack["rest"], json={"sender": who, "message": MESSAGES[n % len(MESSAGES)]}) as r:
@@ -159,8 +164,7 @@ class Run:
             await asyncio.sleep(poll_interval(len(self.patients)))
 
     async def patient(self, http: aiohttp.ClientSession, who: str) -> None:
-        if self.human:
-            await asyncio.sleep(random.uniform(0, HUMAN_INTERVAL))
+        await asyncio.sleep(random.uniform(0, self.arrival))
         for n in range(self.messages):
             if self.channel == "rest":
                 await self.rest_message(http, who, n)
@@ -177,17 +181,17 @@ class Run:
             handled_before = await ingest_acks(http, self.stack)
             lags: list[float] = []
             watch = asyncio.get_running_loop().create_task(loop_lag(lags))
-            t0 = time.perf_counter()
             await asyncio.gather(*(self.patient(http, who) for who in self.patients))
             watch.cancel()
             replies = self.rest_replies
             if self.channel == "whatsapp":
                 replies = await self.whatsapp_replies(http)
-            elapsed = time.perf_counter() - t0
+            elapsed = time.time() - min(started for _, started in self.sent)  # from the first message on
             handled = {le: n - handled_before.get(le, 0) for le, n in (await ingest_acks(http, self.stack)).items()}
         total = len(self.patients) * self.messages
         return {
-            "channel": self.channel, "pace": "human" if self.human else "fast", "patients": len(self.patients),
+            "channel": self.channel, "pace": "human" if self.human else "fast" if self.arrival else "burst",
+            "patients": len(self.patients),
             "messages": total, "seconds": round(elapsed, 1), "messages_per_second": round(total / elapsed, 2),
             "ack_ms": ms(self.acks), "ack_errors": self.ack_errors, "reply_ms": ms(replies),
             "ingest_acks_within_250ms": within(handled, 0.25) if self.channel == "whatsapp" else None,
@@ -373,6 +377,8 @@ def main() -> None:
     parser.add_argument("--webhook", choices=("ingest", "rasa"), default="ingest",
                         help="where Meta's webhooks go: the ingest process (make run) or Rasa's channel")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--burst", type=int, default=200,
+                        help="last, this many new patients' first messages at the same instant (0: none)")
     parser.add_argument("--bot-nice", type=int, default=10,
                         help="niceness of Rasa and the action server (the Procfile's 10; 0 to compare)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "webhook-bench.json")
@@ -386,15 +392,16 @@ def main() -> None:
             turns = asyncio.run(turn_sizes(stack, max(args.human_messages, args.fast_messages)))
             print(json.dumps({"bot messages per patient message": turns}), flush=True)
             paces = [pace == "human" for pace in args.paces.split(",")]
-            runs = [(level, human, channel) for level in [int(n) for n in args.levels.split(",")]
+            runs = [(level, human, channel, HUMAN_INTERVAL) for level in [int(n) for n in args.levels.split(",")]
                     for human in paces for channel in ("rest", "whatsapp")]
-            for index, (level, human, channel) in enumerate(runs):
+            runs += [(args.burst, False, "whatsapp", 0.0)] if args.burst else []
+            for index, (level, human, channel, arrival) in enumerate(runs):
                 patients = [f"39390{index:02d}{n:05d}" for n in range(level)]  # new patients each run
                 if channel == "whatsapp":
                     asyncio.run(open_windows(stack, patients))
-                messages = args.human_messages if human else args.fast_messages
+                messages = 1 if not arrival else args.human_messages if human else args.fast_messages
                 try:
-                    result = asyncio.run(Run(stack, channel, patients, messages, human, turns).go())
+                    result = asyncio.run(Run(stack, channel, patients, messages, human, turns, arrival).go())
                 except RuntimeError as error:  # record the failure and go on with the other runs
                     result = {"channel": channel, "pace": "human" if human else "fast", "patients": level,
                               "error": str(error)}
