@@ -20,6 +20,8 @@ event loops). Each level runs twice per channel, the patients arriving over the 
 - as fast as replies come: a patient writes the next message as soon as the previous was answered.
 Last, a burst (`--burst 200`, WhatsApp only): that many new patients' first messages at the same instant, as
 when Meta delivers a backlog; it measures how fast the ingest stores and acknowledges new patients.
+Each run also reports the CPU time each process used per patient message (`/proc`): the sandbox's share
+is Meta's work, which a real deployment does not carry.
 Bare Rasa is the REST channel of the same server (`/webhooks/rest/webhook`, answer in the response).
 Patients are new numbers each level; they greet, ask hours, address, help and thank (one reply each).
 Prints a Markdown table; results are recorded by hand in bench/RESULTS.md.
@@ -273,6 +275,21 @@ async def loop_lag(lags: list[float], every: float = 0.05) -> None:
         lags.append(time.perf_counter() - started - every)
 
 
+STACK_NAMES = ("sandbox", "actions", "rasa", "ingest")  # the order `boot` starts them in
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux `/proc/<pid>/stat`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stack_cpu(processes: list[subprocess.Popen]) -> dict[str, float]:
+    """CPU seconds so far of each stack process and of this script (the patients and Meta)."""
+    used = {name: cpu_seconds(p.pid) for name, p in zip(STACK_NAMES, processes, strict=False)}
+    return {**used, "script": time.process_time()}
+
+
 def within(buckets: dict[float, float], seconds: float) -> float | None:
     """Share of the answers counted in `buckets` that took at most `seconds` (a bucket bound)."""
     total = buckets.get(float("inf"), 0)
@@ -352,19 +369,20 @@ async def open_windows(stack: dict, patients: list[str]) -> None:
 def table(results: list[dict]) -> str:
     lines = [
         "| channel | pace | patients | messages | msg/s | ack p50/p95/p99 ms | ingest's own ≤ 250 ms "
-        "| reply p50/p95/p99 ms | unanswered |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| reply p50/p95/p99 ms | unanswered | CPU ms per message: " + "/".join((*STACK_NAMES, "script")) + " |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['channel']} | {r['pace']} | {r['patients']} | – | – | – | – | {r['error']} | – |")
+            lines.append(f"| {r['channel']} | {r['pace']} | {r['patients']} | – | – | – | – | {r['error']} | – | – |")
             continue
         ack = "/".join(str(r["ack_ms"][k]) for k in ("p50", "p95", "p99")) if r["channel"] == "whatsapp" else "–"
         own = r.get("ingest_acks_within_250ms")
         own = "–" if own is None else f"{own:.1%}"
         reply = "/".join(str(r["reply_ms"][k]) for k in ("p50", "p95", "p99"))
+        cpu = "/".join(str(ms) for ms in r.get("cpu_ms_per_message", {}).values()) or "–"
         lines.append(f"| {r['channel']} | {r['pace']} | {r['patients']} | {r['messages']} | "
-                     f"{r['messages_per_second']} | {ack} | {own} | {reply} | {r['unanswered']} |")
+                     f"{r['messages_per_second']} | {ack} | {own} | {reply} | {r['unanswered']} | {cpu} |")
     return "\n".join(lines)
 
 
@@ -400,8 +418,12 @@ def main() -> None:
                 if channel == "whatsapp":
                     asyncio.run(open_windows(stack, patients))
                 messages = 1 if not arrival else args.human_messages if human else args.fast_messages
+                cpu_before = stack_cpu(processes)
                 try:
                     result = asyncio.run(Run(stack, channel, patients, messages, human, turns, arrival).go())
+                    result["cpu_ms_per_message"] = {  # where the machine's time went, per patient message
+                        name: round((used - cpu_before[name]) * 1000 / result["messages"], 1)
+                        for name, used in stack_cpu(processes).items()}
                 except RuntimeError as error:  # record the failure and go on with the other runs
                     result = {"channel": channel, "pace": "human" if human else "fast", "patients": level,
                               "error": str(error)}
