@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import inspect
 import logging
 import mimetypes
@@ -272,6 +273,10 @@ class WhatsAppInput(InputChannel):
             # interval a worker waited up to 5 ms after each statement while holding that turn (turns held
             # p95 89 ms at 50 patients, the ingest waiting behind them); at 0.5 ms, 47 ms (bench/RESULTS.md).
             sys.setswitchinterval(GIL_SWITCH_SECONDS)
+            # The model is loaded by now: its ~1M objects live as long as the process. A full collection
+            # that scans them took 667 ms and stops every thread (one holding the write turn among them);
+            # frozen, they are skipped (bench/RESULTS.md).
+            gc.freeze()
             await inbox.start(app)
 
         @webhook.listener("before_server_stop")
