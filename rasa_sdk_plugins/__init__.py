@@ -1,6 +1,7 @@
 """rasa_sdk's plugin hook (rasa_sdk.plugin imports this package by name when the action server starts):
-Prometheus `/metrics` on the action server's port and every action run timed (clinic.metrics), and
-connections from a busy Rasa kept open (`CONNECTION_PATIENCE_SECONDS`).
+Prometheus `/metrics` on the action server's port and every action run timed (clinic.metrics),
+connections from a busy Rasa kept open (`CONNECTION_PATIENCE_SECONDS`), and the start-up objects frozen
+out of garbage collection (`clinic.web.freeze_startup_objects`).
 
 `rasa run actions` finds it in the working directory (Rasa puts it on sys.path) or installed with the
 project (pyproject.toml lists it).
@@ -29,7 +30,9 @@ def init_hooks(manager: pluggy.PluginManager) -> None:
 @hookimpl
 def attach_sanic_app_extensions(app) -> None:
     from clinic import metrics
+    from clinic.web import freeze_startup_objects
 
     metrics.attach_to_action_server(app)
+    app.register_listener(lambda _app, _loop=None: freeze_startup_objects(), "after_server_start")
     app.config.KEEP_ALIVE_TIMEOUT = CONNECTION_PATIENCE_SECONDS  # silence before (and between) requests
     app.config.REQUEST_TIMEOUT = CONNECTION_PATIENCE_SECONDS  # a request begun, not yet all written

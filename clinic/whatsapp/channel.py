@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import inspect
 import logging
 import mimetypes
@@ -61,6 +60,7 @@ from clinic.db import Database, database
 from clinic.models import utcnow
 from clinic.nlu.lexicon import lexicon_intent
 from clinic.settings import require_safe_to_start, settings
+from clinic.web import freeze_startup_objects
 from clinic.whatsapp import store
 from clinic.whatsapp.receive import (
     ACKNOWLEDGEMENT,
@@ -273,10 +273,7 @@ class WhatsAppInput(InputChannel):
             # interval a worker waited up to 5 ms after each statement while holding that turn (turns held
             # p95 89 ms at 50 patients, the ingest waiting behind them); at 0.5 ms, 47 ms (bench/RESULTS.md).
             sys.setswitchinterval(GIL_SWITCH_SECONDS)
-            # The model is loaded by now: its ~1M objects live as long as the process. A full collection
-            # that scans them took 667 ms and stops every thread (one holding the write turn among them);
-            # frozen, they are skipped (bench/RESULTS.md).
-            gc.freeze()
+            freeze_startup_objects()  # the model is loaded by now
             await inbox.start(app)
 
         @webhook.listener("before_server_stop")

@@ -39,7 +39,7 @@ from sanic.response import HTTPResponse
 from clinic import metrics
 from clinic.db import Database, database
 from clinic.settings import require_safe_to_start, settings
-from clinic.web import harden
+from clinic.web import freeze_startup_objects, harden
 from clinic.whatsapp import store
 from clinic.whatsapp.receive import (
     ACKNOWLEDGEMENT,
@@ -246,6 +246,7 @@ class Ingest:
 
         @routes.listener("after_server_start")
         async def start(_app: Any, _loop: Any = None) -> None:
+            freeze_startup_objects()
             await self.nudger.start()
 
         @routes.listener("before_server_stop")
