@@ -1,6 +1,7 @@
 """What every web app of the clinic does at its edge (the inbox, the sandbox, the webhook ingest, FHIR):
 security headers on every answer, a ceiling on request bodies, and streamed bodies read up to a limit.
-One place, so a new app cannot forget one of them.
+One place, so a new app cannot forget one of them. Also, for the long-lived servers that share SQLite's
+write turn (Rasa, the action server, the ingest): their start-up objects frozen out of garbage collection.
 """
 
 from __future__ import annotations
