@@ -46,6 +46,7 @@ BIN = Path(sys.executable).parent
 LANGUAGES = ("it", "en")
 TEST_SHARE = 0.2
 ENTITIES = ("specialty", "doctor", "relation")
+LEARNED_EXTRACTOR = "CRFEntityExtractor"  # the pipeline's trained entity extractor (DIETClassifier before round 6)
 FRESH = ROOT / "bench" / "fresh"  # never training data: see its files' header
 CUSTOM_COMPONENTS = ("clinic.nlu.time_extractor.TimeExtractor", "clinic.nlu.clinic_terms.ClinicTermsExtractor")
 WARM_UP, MIN_PARSES = 20, 200
@@ -91,11 +92,12 @@ def write_splits(project: Path, work: Path, seed: int) -> tuple[Path, dict[str, 
     from rasa.shared.nlu.training_data.loading import load_data
     from rasa.shared.nlu.training_data.training_data import TrainingData
 
-    train_dir, test_files, sizes, train_all = work / "train", {}, [], []
+    train_dir, test_files, sizes, train_all, lookups, regexes = work / "train", {}, [], [], [], []
     shutil.rmtree(train_dir, ignore_errors=True)
     train_dir.mkdir(parents=True)
     for language in LANGUAGES:
-        examples = load_data(str(project / "nlu" / language)).intent_examples
+        data = load_data(str(project / "nlu" / language))
+        examples, lookups, regexes = data.intent_examples, lookups + data.lookup_tables, regexes + data.regex_features
         train, test = stratified_split(examples, seed)
         train_all += train
         test_files[language] = work / f"test_{language}.yml"
@@ -103,8 +105,10 @@ def write_splits(project: Path, work: Path, seed: int) -> tuple[Path, dict[str, 
         sizes.append({"language": language, "examples": len(examples), "train": len(train), "test": len(test),
                       "labels": len({label(m) for m in examples}),
                       "entities_in_test": sum(len(m.get("entities") or []) for m in test)})
-    # Synonyms are rebuilt from the train examples' annotations only, so no test value leaks in.
-    (train_dir / "nlu.yml").write_text(TrainingData(training_examples=train_all).nlu_as_yaml())
+    # Synonyms are rebuilt from the train examples' annotations only, so no test value leaks in; lookup
+    # tables and regexes are not examples and go to training whole.
+    train = TrainingData(training_examples=train_all, lookup_tables=lookups, regex_features=regexes)
+    (train_dir / "nlu.yml").write_text(train.nlu_as_yaml())
     leaks = {m.get("text").strip().lower() for m in train_all}
     for row in sizes:
         test = load_data(str(test_files[row["language"]])).intent_examples
@@ -176,7 +180,7 @@ def report_metrics(out: Path) -> dict:
     return {
         "intent_macro_f1": intents["macro avg"]["f1-score"],
         "intent_accuracy": intents["accuracy"],
-        "diet": entity_scores(read_json(out / "DIETClassifier_report.json", {})),
+        "learned": entity_scores(read_json(out / f"{LEARNED_EXTRACTOR}_report.json", {})),
         "terms": entity_scores(read_json(out / "ClinicTermsExtractor_report.json", {})),
         "faq_selector_accuracy": responses["accuracy"] if responses else None,
         "per_intent": {name: (row["f1-score"], row["support"]) for name, row in intents.items()
@@ -195,13 +199,13 @@ def confusions(out: Path) -> Counter:
 
 
 def entity_errors(out: Path) -> list[str]:
-    """The messages where DIET's entities differ from the annotation, as `text: expected → DIET found`."""
+    """The messages where the learned extractor's entities differ from the annotation: `text: expected → found`."""
     def spans(text: str, entities: list[dict]) -> str:
         return ", ".join(f"{text[e['start']:e['end']]}={e['entity']}" for e in entities) or "nothing"
 
     return [f"{e['text']}: {spans(e['text'], e['entities'])} → "
-            + spans(e["text"], [p for p in e["predicted_entities"] if p.get("extractor") == "DIETClassifier"])
-            for e in read_json(out / "DIETClassifier_errors.json", [])]
+            + spans(e["text"], [p for p in e["predicted_entities"] if p.get("extractor") == LEARNED_EXTRACTOR])
+            for e in read_json(out / f"{LEARNED_EXTRACTOR}_errors.json", [])]
 
 
 # ---------------------------------------------------------------- in-process measurements
@@ -243,7 +247,7 @@ def bot_view(test_messages: list, parsed: dict[str, dict]) -> dict:
 
 
 async def combined_entities(agent, test_file: Path) -> dict:
-    """Entity F1 of all extractors together (DIET after synonyms + ClinicTermsExtractor).
+    """Entity F1 of all extractors together (the CRF after synonyms + ClinicTermsExtractor).
 
     Rasa writes one report per extractor, never a combined one; this feeds the merged predictions to
     Rasa's own token-level evaluation. `time` is left out: the test data does not annotate it.
@@ -284,7 +288,7 @@ async def measure_model(model: Path, test_files: dict[str, Path], score: bool) -
 def variant_config(project: Path, work: Path, with_custom: bool) -> Path:
     """The project's pipeline, with or without the two custom extractors.
 
-    DIET and ResponseSelector train 1 epoch: the parse cost does not depend on the epochs.
+    Neural components train 1 epoch: the parse cost does not depend on the epochs.
     """
     from rasa.shared.utils.io import read_yaml_file, write_yaml
 
@@ -331,7 +335,7 @@ def metric_rows(metrics: dict, bot: dict) -> list[tuple[str, float | None]]:
             ("faq answer accuracy (ResponseSelector alone, rasa test)", metrics["faq_selector_accuracy"]),
             ("faq answered right end to end (intent + answer, fallback on)", bot["faq_end_to_end"]),
             ("share of messages sent to nlu_fallback", bot["fallback_rate"])]
-    for source, scores in (("DIETClassifier", metrics["diet"]), ("all extractors", bot["combined"])):
+    for source, scores in ((LEARNED_EXTRACTOR, metrics["learned"]), ("all extractors", bot["combined"])):
         rows += [(f"entity F1 {name}: {source}", scores.get(name)) for name in ("macro", "weighted", *ENTITIES)]
     rows += [(f"entity F1 {name}: ClinicTermsExtractor's additions (rasa test)", metrics["terms"].get(name))
              for name in ("specialty", "doctor")]
@@ -362,8 +366,8 @@ def print_fresh(fresh: dict) -> None:
     print("\n| fresh set (bench/fresh) | " + " | ".join(LANGUAGES) + " |")
     print("| --- |" + " --- |" * len(LANGUAGES))
     rows = (("intent macro-F1", lambda m: m["intent_macro_f1"]), ("intent accuracy", lambda m: m["intent_accuracy"]),
-            ("entity F1 macro: DIETClassifier", lambda m: m["diet"].get("macro")),
-            ("entity F1 relation: DIETClassifier", lambda m: m["diet"].get("relation")))
+            (f"entity F1 macro: {LEARNED_EXTRACTOR}", lambda m: m["learned"].get("macro")),
+            (f"entity F1 relation: {LEARNED_EXTRACTOR}", lambda m: m["learned"].get("relation")))
     for title, get in rows:
         print(f"| {title} | " + " | ".join(fmt(get(fresh[lang]["metrics"])) for lang in LANGUAGES) + " |")
     for lang in LANGUAGES:

@@ -1,7 +1,7 @@
 """A Rasa NLU entity extractor for the clinic's own words: specialty names and synonyms and
 practitioners' names, read from the clinic database.
 
-DIET learns from examples; this component knows every synonym and doctor the database has, also
+The CRF entity extractor learns from examples; this component knows every synonym and doctor the database has, also
 those added after the model was trained (a new practitioner needs no retraining). It runs spaCy's
 blank Italian tokenizer (splits "dall'oculista" → "dall'" "oculista") and an EntityRuler with
 lower-case patterns; pretrained spaCy models are not needed. The patterns are reloaded every

@@ -1,9 +1,9 @@
 """A Rasa NLU intent classifier for the messages that must never depend on a model's guess.
 
-DIET learns `emergency` and `opt_out` from examples but can miss a phrasing it has not seen; a
-lexicon cannot. Red-flag symptoms (`clinic.triage`) become `emergency`; STOP words and phrases
-become `opt_out`, and their opposite `opt_in` (`clinic.consent`). Placed after DIET and before
-FallbackClassifier in config.yml, it overrides the intent with full confidence, so the emergency
+The intent classifier learns `emergency` and `opt_out` from examples but can miss a phrasing it has
+not seen; a lexicon cannot. Red-flag symptoms (`clinic.triage`) become `emergency`; STOP words and phrases
+become `opt_out`, and their opposite `opt_in` (`clinic.consent`). Placed after the intent classifier and
+before FallbackClassifier in config.yml, it overrides the intent with full confidence, so the emergency
 rules and the consent policy act inside forms too. An emergency wins over a STOP in one message.
 """
 

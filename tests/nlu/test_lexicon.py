@@ -1,4 +1,4 @@
-"""The LexiconIntentClassifier on real Rasa messages: a red flag or a STOP wins over DIET's guess."""
+"""The LexiconIntentClassifier on real Rasa messages: a red flag or a STOP wins over the classifier's guess."""
 
 import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
