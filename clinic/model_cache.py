@@ -17,8 +17,8 @@ from pathlib import Path
 
 from clinic.settings import PROJECT_ROOT
 
-# What a trained model depends on: data, config, and our own NLU components.
-MODEL_INPUTS = ("config.yml", "domain.yml", "data", "clinic/nlu")
+# What a trained model depends on: data, config, and our own NLU components and policies.
+MODEL_INPUTS = ("config.yml", "domain.yml", "data", "clinic/nlu", "clinic/policies")
 MODELS_DIR = PROJECT_ROOT / "models"
 
 
