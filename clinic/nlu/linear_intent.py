@@ -2,8 +2,9 @@
 
 On our held-out splits it beat DIET's intent head by 0.03–0.05 macro-F1 and trains in seconds
 instead of minutes (bench/nlu.md, round 6); with CRFEntityExtractor for entities, DIET left the
-pipeline. It builds its own TF-IDF features: on Rasa's count features the same SVM scored 0.02 lower. Confidences come from sklearn's
-cross-validated calibration, so FallbackClassifier's thresholds keep their meaning.
+pipeline. It builds its own TF-IDF features: on Rasa's count features the same SVM scored 0.02
+lower. Confidences come from sklearn's cross-validated calibration, so FallbackClassifier's
+thresholds keep their meaning.
 """
 
 from __future__ import annotations
@@ -83,9 +84,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         if self._model is None or not messages:
             return messages
         probabilities = self._model.predict_proba(_texts(messages))
-        for message, row in zip(messages, probabilities):
+        for message, row in zip(messages, probabilities, strict=True):
             ranking = sorted(({INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: float(p)}
-                              for name, p in zip(self._model.classes_, row)),
+                              for name, p in zip(self._model.classes_, row, strict=True)),
                              key=lambda r: -r[PREDICTED_CONFIDENCE_KEY])
             message.set(INTENT, ranking[0], add_to_output=True)
             message.set(INTENT_RANKING, ranking[: self._config["ranking_length"]], add_to_output=True)
