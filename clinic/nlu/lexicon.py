@@ -15,13 +15,17 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.constants import (
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 
 from clinic.consent import is_opt_in, is_opt_out
 from clinic.triage import red_flag
-
-INTENT_RANKING = "intent_ranking"
 
 
 def lexicon_intent(text: str) -> str | None:
@@ -54,7 +58,7 @@ class LexiconIntentClassifier(GraphComponent):
             if intent is None:
                 continue
             top = {INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: 1.0}
-            others = [r for r in message.get(INTENT_RANKING) or [] if r.get(INTENT_NAME_KEY) != intent]
+            others = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != intent]
             message.set(INTENT, top, add_to_output=True)
-            message.set(INTENT_RANKING, [top, *others], add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [top, *others], add_to_output=True)
         return messages

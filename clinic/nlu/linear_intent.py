@@ -19,7 +19,13 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.constants import (
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from sklearn.calibration import CalibratedClassifierCV
@@ -29,7 +35,6 @@ from sklearn.svm import LinearSVC
 
 logger = logging.getLogger(__name__)
 
-INTENT_RANKING = "intent_ranking"
 MODEL_FILE = "linear_intent.skops"
 
 
@@ -89,7 +94,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
                               for name, p in zip(self._model.classes_, row, strict=True)),
                              key=lambda r: -r[PREDICTED_CONFIDENCE_KEY])
             message.set(INTENT, ranking[0], add_to_output=True)
-            message.set(INTENT_RANKING, ranking[: self._config["ranking_length"]], add_to_output=True)
+            message.set(INTENT_RANKING_KEY, ranking[: self._config["ranking_length"]], add_to_output=True)
         return messages
 
 
