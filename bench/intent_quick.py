@@ -5,9 +5,9 @@
 LinearIntentClassifier (trained in-process, no `rasa train`) and the lexicon after it, as in config.yml,
 on the same 80/20 splits as bench/nlu.py. Its intent macro-F1 is within ±0.005 of the full bench's per
 seed and ±0.001 on the 3-seed mean (bench/nlu.md round 6), in ~40 s instead of ~25 minutes, so data and
-classifier changes can be tried quickly; record results from the full bench. Prints per-language macro-F1 per seed, the mean, and the
-most frequent confusions. Never tune on the printed test sentences: write examples from the intents'
-meaning.
+classifier changes can be tried quickly; record results from the full bench. Prints per-language
+macro-F1 per seed, the mean, and the most frequent confusions. Never tune on the printed test
+sentences: write examples from the intents' meaning.
 """
 
 from __future__ import annotations
