@@ -78,7 +78,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         try:
             with model_storage.read_from(resource) as directory:
                 path = directory / MODEL_FILE
-                # Only sklearn's and numpy's own types are trusted: the file is refused if it holds anything else.
+                # Only sklearn's, numpy's and scipy's own types are trusted: any other type refuses the file.
                 model = sio.load(path, trusted=_trusted(sio.get_untrusted_types(file=path)))
         except ValueError:  # the Rasa model has no such resource: the component was never trained
             logger.debug("LinearIntentClassifier has no trained model in this Rasa model.")
