@@ -74,3 +74,23 @@ def test_a_model_file_holding_other_than_sklearn_types_is_refused(tmp_path):
         sio.dump(Planted(), directory / MODEL_FILE)
     with pytest.raises(UntrustedModelFile):
         LinearIntentClassifier.load(LinearIntentClassifier.get_default_config(), storage, Resource("planted"), CONTEXT)
+
+
+def test_in_training_no_example_is_its_own_nearest_neighbour():
+    """Otherwise every training example would be 1.0 close to its own intent, and the SVM would learn to
+    trust a similarity that a new message never has."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from clinic.nlu.linear_intent import NeighbourSimilarity
+
+    texts = ["book a cardiologist", "cancel my visit", "thanks a lot", "book a dermatologist"]
+    intents = ["book_appointment", "cancel_appointment", "thank", "book_appointment"]
+    vectors = TfidfVectorizer().fit_transform(texts)
+    similarity = NeighbourSimilarity(neighbours=1)
+    in_training = similarity.fit_transform(vectors, intents).toarray()
+    as_new_messages = similarity.transform(vectors).toarray()
+    cancel, thank = list(similarity.classes_).index("cancel_appointment"), list(similarity.classes_).index("thank")
+    assert as_new_messages[1, cancel] == pytest.approx(1.0)  # seen as a new message, it is its own neighbour
+    assert in_training[1, cancel] < 0  # in training, the only cancel example is left out: nothing is near
+    assert in_training[2, thank] < 0
+    assert 0 < in_training[0, 0] < 1  # "book a cardiologist" is near "book a dermatologist", not identical
