@@ -83,7 +83,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         try:
             with model_storage.read_from(resource) as directory:
                 path = directory / MODEL_FILE
-                # Only sklearn's, numpy's, scipy's and this module's types are trusted: any other refuses the file.
+                # Only sklearn's, numpy's, scipy's types and our feature steps are trusted: any other refuses the file.
                 model = sio.load(path, trusted=_trusted(sio.get_untrusted_types(file=path)))
         except ValueError:  # the Rasa model has no such resource: the component was never trained
             logger.debug("LinearIntentClassifier has no trained model in this Rasa model.")
@@ -198,11 +198,12 @@ def _texts(messages: list[Message]) -> list[str]:
 
 
 class UntrustedModelFile(Exception):
-    """The saved intent model holds types other than sklearn's, numpy's, scipy's and this module's: not loaded."""
+    """The saved intent model holds types other than sklearn's, numpy's, scipy's and our two feature steps."""
 
 
 def _trusted(types: list[str]) -> list[str]:
-    unknown = [t for t in types if not t.startswith(("sklearn.", "numpy.", "scipy.", f"{__name__}."))]
+    ours = {f"{__name__}.{kind.__qualname__}" for kind in (MessageShape, NeighbourSimilarity)}
+    unknown = [t for t in types if t not in ours and not t.startswith(("sklearn.", "numpy.", "scipy."))]
     if unknown:
         raise UntrustedModelFile(f"untrusted types in the intent model: {unknown}")
     return types

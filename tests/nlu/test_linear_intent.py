@@ -68,10 +68,12 @@ class Planted:
     """Stands for any object someone might slip into a model file."""
 
 
-def test_a_model_file_holding_other_than_sklearn_types_is_refused(tmp_path):
+@pytest.mark.parametrize("planted", [Planted(), UntrustedModelFile("our module, but not a feature step")],
+                         ids=["foreign type", "our module, not a feature step"])
+def test_a_model_file_holding_other_than_sklearn_types_is_refused(tmp_path, planted):
     storage = LocalModelStorage(tmp_path)
     with storage.write_to(Resource("planted")) as directory:
-        sio.dump(Planted(), directory / MODEL_FILE)
+        sio.dump(planted, directory / MODEL_FILE)
     with pytest.raises(UntrustedModelFile):
         LinearIntentClassifier.load(LinearIntentClassifier.get_default_config(), storage, Resource("planted"), CONTEXT)
 
