@@ -155,7 +155,8 @@ class NeighbourSimilarity(BaseEstimator, TransformerMixin):
 
     def _fit_sorted(self, vectors: sp.csr_matrix, intents: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
         """Keeps the examples grouped by intent (slices, not masks: small to save, fast to read) and stored
-        transposed, ready for the product (transposing per message cost 2.5 ms). Returns the order and them."""
+        transposed, ready for the product (transposing per message cost 2.5 ms). Returns the order and them.
+        """
         intents = np.asarray(intents)
         order = np.argsort(intents, kind="stable")
         examples = normalize(sp.csr_matrix(vectors))[order]
@@ -171,7 +172,7 @@ class NeighbourSimilarity(BaseEstimator, TransformerMixin):
             if leave_out_self:  # the rows are the examples themselves: each is left out of its own neighbours
                 np.fill_diagonal(similarity[:, first:], -1.0)
             columns = []
-            for start, end in zip(self.starts_, [*self.starts_[1:], similarity.shape[1]]):
+            for start, end in zip(self.starts_, [*self.starts_[1:], similarity.shape[1]], strict=True):
                 k = min(self.neighbours, end - start)
                 columns.append(-np.partition(-similarity[:, start:end], k - 1, axis=1)[:, :k].mean(axis=1))
             blocks.append(np.column_stack(columns))
